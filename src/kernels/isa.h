@@ -1,0 +1,69 @@
+/* SIMD levels, runtime CPU detection and the per-level kernel table.
+ *
+ * Every ISA-specific function lives in a file named *_avx2.c or *_avx512.c, compiled with
+ * per-file flags (see CMakeLists.txt); nothing else in the library is compiled with SIMD flags.
+ * A level's table starts as a copy of the level below it and each ISA file overrides the entries
+ * it implements, so a missing specialisation silently falls back to a correct one. */
+#ifndef FASI_ISA_H
+#define FASI_ISA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum fasi_isa {
+    FASI_ISA_PORTABLE = 0, /* plain C */
+    FASI_ISA_AVX2 = 1,     /* AVX2 + FMA + F16C */
+    FASI_ISA_AVX512 = 2,   /* AVX-512 F, BW, VL, DQ (+ F16C, FMA) */
+    FASI_ISA_COUNT = 3
+} fasi_isa;
+
+typedef struct fasi_kernels {
+    fasi_isa isa;
+    const char *name; /* "portable", "avx2", "avx512" */
+
+    /* Array conversions, round to nearest even. Every level is bit-identical to the portable
+     * one for every input (NaN payloads included: a NaN stays a quiet NaN with its sign). */
+    void (*f16_to_f32)(const uint16_t *src, float *dst, size_t n);
+    void (*f32_to_f16)(const float *src, uint16_t *dst, size_t n);
+    void (*bf16_to_f32)(const uint16_t *src, float *dst, size_t n);
+    void (*f32_to_bf16)(const float *src, uint16_t *dst, size_t n);
+
+    /* Row kernels on fp32 rows of n elements (n may be 0). */
+    float (*row_max)(const float *x, size_t n); /* -inf if n == 0 or all -inf; NaN if any NaN */
+    /* x[j] = exp(x[j] - shift) in place; returns the sum of the new x (fp32 accumulation).
+     * exp is accurate to within 2 ulp over the whole float range (exp(-inf) = 0). */
+    float (*exp_shift_sum)(float *x, size_t n, float shift);
+    void (*scale)(float *x, size_t n, float s);                 /* x *= s */
+    void (*add)(float *x, const float *y, size_t n);            /* x += y */
+    float (*dot)(const float *a, const float *b, size_t n);     /* sum a*b, fp32 accumulation */
+    /* x[j] = keep[j] ? x[j] * s : 0 */
+    void (*dropout_apply)(float *x, const uint8_t *keep, size_t n, float s);
+    /* dp[j] = s * p[j] * (dp[j] - c): the softmax backward row pass, s = scale */
+    void (*softmax_bwd)(float *dp, const float *p, size_t n, float c, float s);
+
+    /* Dropout keep bytes for columns j0 .. j0+n-1 of flattened softmax row `row`; see
+     * rng/philox.h for the exact mapping (identical results at every level). */
+    void (*dropout_bits)(uint64_t seed, uint64_t offset, uint64_t row, uint64_t j0, size_t n,
+                         uint64_t threshold, uint8_t *keep);
+} fasi_kernels;
+
+/* Best level this CPU and build support (cached; thread-safe). */
+fasi_isa fasi_cpu_best_isa(void);
+
+/* Table for a level; NULL if this build or CPU cannot run it. */
+const fasi_kernels *fasi_kernels_for(fasi_isa isa);
+
+/* Per-file registration: each fills the entries its file implements. Declared for every build;
+ * defined only where the file is compiled (x86-64 with a compiler that knows the flags). */
+void fasi_register_fp16_portable(fasi_kernels *k);
+void fasi_register_fp16_avx2(fasi_kernels *k);
+void fasi_register_fp16_avx512(fasi_kernels *k);
+void fasi_register_rowops_portable(fasi_kernels *k);
+void fasi_register_rowops_avx2(fasi_kernels *k);
+void fasi_register_rowops_avx512(fasi_kernels *k);
+void fasi_register_philox_portable(fasi_kernels *k);
+void fasi_register_philox_avx2(fasi_kernels *k);
+void fasi_register_philox_avx512(fasi_kernels *k);
+
+#endif

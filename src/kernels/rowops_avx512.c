@@ -1,0 +1,4 @@
+/* avx512 specialisations of the rowops kernels (none yet: the level below is used). */
+#include "kernels/isa.h"
+
+void fasi_register_rowops_avx512(fasi_kernels *k) { (void)k; }

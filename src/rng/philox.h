@@ -1,0 +1,33 @@
+/* Philox4x32-10 (Salmon et al., SC'11) and the dropout keep decision built on it.
+ *
+ * Keep decision for element (row, j) of the softmax matrix flattened to rows
+ * row = (b*N + n)*Sq + i:
+ *   counter = (c0, c1, c2, c3) with c0 | c1 << 32 = offset + (j >> 2)   (64-bit, wrapping)
+ *                               and c2 | c3 << 32 = row
+ *   key     = (k0, k1) = (seed & 0xffffffff, seed >> 32)
+ *   u       = philox4x32_10(counter, key)[j & 3]
+ *   keep    = (uint64_t)u < threshold,   threshold = round(keep_prob * 2^32)
+ * so P(keep) = threshold / 2^32, within 2^-33 of keep_prob, and the decision depends only on
+ * (seed, offset, row, j): never on threads, blocking, layout or SIMD level. A call consumes
+ * ceil(Sk / 4) counters per row, which is how far the process-wide offset advances. */
+#ifndef FASI_PHILOX_H
+#define FASI_PHILOX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+void fasi_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
+/* threshold for keep_prob in (0, 1]: round(keep_prob * 2^32), at most 2^32 */
+uint64_t fasi_dropout_threshold(double keep_prob);
+
+/* Scalar keep decision of one element, per the mapping above (the reference uses this). */
+bool fasi_dropout_keep(uint64_t seed, uint64_t offset, uint64_t row, uint64_t j,
+                       uint64_t threshold);
+
+/* Process-wide generator: returns the current (seed, offset) and advances offset by `advance`
+ * atomically. */
+void fasi_generator_draw(uint64_t advance, uint64_t *seed, uint64_t *offset);
+void fasi_generator_seed(uint64_t seed);
+
+#endif

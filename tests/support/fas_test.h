@@ -1,0 +1,78 @@
+/* Shared helpers for the cmocka tests: a seeded RNG, fp16 buffers, tensor construction and an
+ * allclose check that reports the worst element. */
+#ifndef FAS_TEST_H
+#define FAS_TEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "fused_attention.h"
+
+/* ---- deterministic random numbers (splitmix64); tests print the seed they start from */
+typedef struct fast_rng {
+    uint64_t state;
+} fast_rng;
+
+void fast_rng_seed(fast_rng *r, uint64_t seed);
+uint64_t fast_rng_u64(fast_rng *r);
+double fast_rng_uniform(fast_rng *r, double lo, double hi); /* [lo, hi) */
+int64_t fast_rng_int(fast_rng *r, int64_t lo, int64_t hi);  /* [lo, hi] inclusive */
+
+/* Seed for a test run: $FAS_TEST_SEED if set, else `fallback`; printed once to stdout. */
+uint64_t fast_test_seed(const char *test_name, uint64_t fallback);
+
+/* ---- tensors owned by the test (data from calloc, freed by fast_tensor_free) */
+fas_tensor fast_tensor_alloc(fas_dtype dtype, fas_format format, int ndim, const int64_t *dims);
+fas_tensor fast_tensor_4d(fas_dtype dtype, fas_format format, int64_t d0, int64_t d1, int64_t d2,
+                          int64_t d3);
+fas_tensor fast_tensor_2d(fas_dtype dtype, fas_format format, int64_t d0, int64_t d1);
+void fast_tensor_free(fas_tensor *t);
+int64_t fast_tensor_numel(const fas_tensor *t); /* logical elements */
+
+/* Fill a float tensor (any dtype/format) with uniform values in [lo, hi), via an ND fp32 buffer
+ * and fas_format_cast. */
+void fast_fill_uniform(fas_tensor *t, fast_rng *r, double lo, double hi);
+/* Logical (ND, row-major) fp32 copy of a float tensor; caller frees. */
+float *fast_to_f32(const fas_tensor *t);
+/* Logical ND byte copy of a UINT8 tensor; caller frees. */
+uint8_t *fast_to_u8(const fas_tensor *t);
+/* Set a float tensor from a logical fp32 array. */
+void fast_from_f32(fas_tensor *t, const float *values);
+
+/* ---- comparisons */
+typedef struct fast_close_stats {
+    double max_abs;      /* max |got - ref| */
+    double max_rel;      /* max |got - ref| / |ref| over |ref| > 0 */
+    double worst_excess; /* max (|got-ref| - tol) / tol; <= 0 means every element passed */
+    int64_t worst_index;
+    int64_t failures;
+} fast_close_stats;
+
+/* Accuracy contract of SEMANTICS.md §2: |got - ref| <= atol + rtol*|ref| with
+ * atol = atol_frac * max|ref|. NaN in both at the same place counts as equal. Returns the
+ * statistics; on failure prints `what`, the worst index and both values. */
+fast_close_stats fast_check_close(const char *what, const float *got, const double *ref,
+                                  int64_t n, double rtol, double atol_frac);
+
+#define FAST_RTOL (1.0 / 512.0)
+#define FAST_ATOL_FRAC (1.0 / 4096.0)
+
+/* cmocka assertion wrapper: fails the test when any element misses the contract. */
+#define fast_assert_close(what, got, ref, n)                                                    \
+    do {                                                                                        \
+        fast_close_stats s_ = fast_check_close((what), (got), (ref), (n), FAST_RTOL,           \
+                                               FAST_ATOL_FRAC);                                 \
+        assert_int_equal(s_.failures, 0);                                                       \
+    } while (0)
+
+/* Fill `bytes` bytes at p with a recognisable canary, and check it is intact. */
+void fast_canary_fill(void *p, size_t bytes);
+int fast_canary_intact(const void *p, size_t bytes);
+
+#endif
