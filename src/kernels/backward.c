@@ -1,0 +1,128 @@
+/* The blocked fp32 backward pipeline (SEMANTICS.md §6), one task per head (b, n):
+ *   G  = keep / keep_prob,  Pd = P .* G
+ *   dV = Pd^T . dO                       (sgemm)
+ *   dP = (dO . V^T) .* G                 (sgemm, then the dropout row pass)
+ *   dA = scale * P .* (dP - rowsum(dP .* P))   (softmax backward row pass)
+ *   dQ = dA . K,  dK = dA^T . Q          (sgemm)
+ * Tasks are independent, so results are bitwise identical for any thread count. */
+#include <string.h>
+
+#include "blas/blas.h"
+#include "common/memory.h"
+#include "common/problem.h"
+#include "common/status.h"
+#include "kernels/parallel.h"
+
+typedef struct bwd_scratch {
+    float *p;      /* sq x sk: P */
+    float *t;      /* sq x sk: Pd, then dP, then dA */
+    uint8_t *keep; /* sq x sk */
+    float *q, *k, *v, *dout;   /* sq x d, sk x d, sk x dv, sq x dv */
+    float *dq, *dk, *dv;       /* sq x d, sk x d, sk x dv */
+} bwd_scratch;
+
+typedef struct bwd_ctx {
+    const fasi_bwd_problem *p;
+    bwd_scratch *scratch;
+} bwd_ctx;
+
+static void backward_task(void *vctx, int thread, int64_t task)
+{
+    bwd_ctx *ctx = vctx;
+    const fasi_bwd_problem *p = ctx->p;
+    const fasi_kernels *k = p->kern;
+    bwd_scratch *w = &ctx->scratch[thread];
+    const int64_t b = task / p->n, n = task % p->n;
+    const int64_t sq = p->sq, sk = p->sk, d = p->d, dv = p->dv;
+    const float inv_keep = (float)(1.0 / p->keep_prob);
+
+    fasi_mat_load_f32(k, &p->probs, task, false, 0, sq, 0, sk, w->p, sk);
+    fasi_heads_load_f32(k, &p->dout, b, n, 0, sq, 0, dv, w->dout, dv);
+    fasi_heads_load_f32(k, &p->q, b, n, 0, sq, 0, d, w->q, d);
+    fasi_heads_load_f32(k, &p->k, b, n, 0, sk, 0, d, w->k, d);
+    fasi_heads_load_f32(k, &p->v, b, n, 0, sk, 0, dv, w->v, dv);
+
+    memcpy(w->t, w->p, (size_t)(sq * sk) * sizeof *w->t);
+    if (p->has_dmask) {
+        fasi_mat_load_u8(&p->dmask, task, 0, sq, 0, sk, w->keep, sk);
+        for (int64_t i = 0; i < sq; i++)
+            k->dropout_apply(w->t + i * sk, w->keep + i * sk, (size_t)sk, inv_keep);
+    } else if (inv_keep != 1.0f) {
+        k->scale(w->t, (size_t)(sq * sk), inv_keep);
+    }
+    fasi_sgemm(true, false, sk, dv, sq, 1.0f, w->t, sk, w->dout, dv, 0.0f, w->dv, dv);
+
+    fasi_sgemm(false, true, sq, sk, dv, 1.0f, w->dout, dv, w->v, dv, 0.0f, w->t, sk);
+    const float s = (float)p->scale;
+    for (int64_t i = 0; i < sq; i++) {
+        float *row = w->t + i * sk;
+        const float *prow = w->p + i * sk;
+        if (p->has_dmask)
+            k->dropout_apply(row, w->keep + i * sk, (size_t)sk, inv_keep);
+        else if (inv_keep != 1.0f)
+            k->scale(row, (size_t)sk, inv_keep);
+        float c = k->dot(row, prow, (size_t)sk);
+        k->softmax_bwd(row, prow, (size_t)sk, c, s);
+    }
+    fasi_sgemm(false, false, sq, d, sk, 1.0f, w->t, sk, w->k, d, 0.0f, w->dq, d);
+    fasi_sgemm(true, false, sk, d, sq, 1.0f, w->t, sk, w->q, d, 0.0f, w->dk, d);
+
+    fasi_heads_store_f32(k, &p->dq, b, n, 0, sq, 0, d, w->dq, d);
+    fasi_heads_store_f32(k, &p->dk, b, n, 0, sk, 0, d, w->dk, d);
+    fasi_heads_store_f32(k, &p->dv_out, b, n, 0, sk, 0, dv, w->dv, dv);
+}
+
+fas_status fasi_pipeline_backward(const fasi_bwd_problem *p)
+{
+    fasi_blas_prepare();
+    int64_t ntasks = p->b * p->n;
+    int threads = p->threads;
+    if (threads > ntasks) threads = (int)ntasks;
+
+    size_t sizes[10] = {
+        fasi_bytes3(p->sq, p->sk, sizeof(float)), fasi_bytes3(p->sq, p->sk, sizeof(float)),
+        fasi_bytes3(p->sq, p->sk, 1),             fasi_bytes3(p->sq, p->d, sizeof(float)),
+        fasi_bytes3(p->sk, p->d, sizeof(float)),  fasi_bytes3(p->sk, p->dv, sizeof(float)),
+        fasi_bytes3(p->sq, p->dv, sizeof(float)), fasi_bytes3(p->sq, p->d, sizeof(float)),
+        fasi_bytes3(p->sk, p->d, sizeof(float)),  fasi_bytes3(p->sk, p->dv, sizeof(float))};
+    size_t per = 0;
+    bool overflow = false;
+    for (int i = 0; i < 10; i++) {
+        overflow |= sizes[i] == 0 || per > SIZE_MAX - sizes[i];
+        per += sizes[i];
+    }
+    overflow |= !overflow && (size_t)threads > SIZE_MAX / per;
+    unsigned char *mem = overflow ? NULL : fasi_alloc(per * (size_t)threads);
+    bwd_scratch *scratch = fasi_alloc(sizeof(bwd_scratch) * (size_t)threads);
+    if (!mem || !scratch) {
+        fasi_free(mem);
+        fasi_free(scratch);
+        return fasi_fail(FAS_ERR_NO_MEMORY,
+                         "backward scratch of %d thread(s) for Sq = %lld, Sk = %lld could not be "
+                         "allocated",
+                         threads, (long long)p->sq, (long long)p->sk);
+    }
+    for (int t = 0; t < threads; t++) {
+        unsigned char *m = mem + per * (size_t)t;
+        bwd_scratch *w = &scratch[t];
+        w->p = (float *)m;
+        w->t = (float *)(m += sizes[0]);
+        w->keep = (m += sizes[1]);
+        w->q = (float *)(m += sizes[2]);
+        w->k = (float *)(m += sizes[3]);
+        w->v = (float *)(m += sizes[4]);
+        w->dout = (float *)(m += sizes[5]);
+        w->dq = (float *)(m += sizes[6]);
+        w->dk = (float *)(m += sizes[7]);
+        w->dv = (float *)(m += sizes[8]);
+    }
+    bwd_ctx ctx = {p, scratch};
+    fasi_parallel_for(threads, ntasks, backward_task, &ctx);
+
+    fasi_mat_zero_padding(&p->dq.mat);
+    fasi_mat_zero_padding(&p->dk.mat);
+    fasi_mat_zero_padding(&p->dv_out.mat);
+    fasi_free(mem);
+    fasi_free(scratch);
+    return FAS_OK;
+}
