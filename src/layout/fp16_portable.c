@@ -1,4 +1,19 @@
-/* Portable fp16 / bf16 conversions: the definition every SIMD path must match bit for bit. */
+/* Portable fp16 / bf16 conversions: the definition every SIMD path must match bit for bit.
+ *
+ * Finite values and infinities: IEEE 754 round to nearest, ties to even, with gradual underflow
+ * (subnormal inputs and results are exact where representable, never flushed), independent of
+ * the MXCSR / fenv rounding mode and of DAZ/FTZ.
+ *
+ * NaNs follow the x86 hardware convention (F16C vcvtph2ps / vcvtps2ph; verified on an AVX2 CPU
+ * for all 2^16 halves and all 2^32 floats, with DAZ/FTZ off and on):
+ *   - narrowing (float -> half, float -> bf16): the sign and the top payload bits are kept and
+ *     the quiet bit is set: half = sign | 0x7e00 | (float payload >> 13),
+ *     bf16 = (float bits >> 16) | 0x0040;
+ *   - widening (half -> float, bf16 -> float): the sign and payload are kept (shifted to the top
+ *     of the float payload) and the quiet bit is set, so a signalling NaN comes out quiet
+ *     (vcvtph2ps does this; bf16 follows the same rule, as IEEE 754 prescribes for conversions).
+ * Hence half -> float -> half returns h | 0x0200 for a NaN h and h otherwise, and likewise
+ * bf16 -> float -> bf16 returns b | 0x0040 for a NaN b. */
 #include <math.h>
 #include <string.h>
 
@@ -81,7 +96,12 @@ uint16_t fasi_f32_to_bf16(float x)
     return (uint16_t)(u >> 16);
 }
 
-float fasi_bf16_to_f32(uint16_t b) { return bits_f32((uint32_t)b << 16); }
+float fasi_bf16_to_f32(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    if ((u & 0x7fffffffu) > 0x7f800000u) u |= 0x00400000u; /* NaN comes out quiet */
+    return bits_f32(u);
+}
 
 /* Round x to float with round-to-odd: the float nearest x toward zero, with its last bit set
  * when inexact. A second rounding of that float to a format with at most 22 significand bits
