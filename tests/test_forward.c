@@ -145,6 +145,25 @@ static void run_case(attn_case *c, fast_rng *r, int index, fas_dtype dtype, bool
     assert_rows_sum_within(p_pipe, c->b * c->n * c->sq, c->sk,
                            dtype == FAS_DTYPE_BF16 ? 1.0 / 256 : 2e-3);
 
+    /* without softmax_output the pipeline streams over key tiles (online softmax): same
+     * contract, and the drop mask is bitwise the materialising one */
+    if (!c->ta) {
+        fas_tensor out2 = fast_tensor_2d(dtype, random_format(r), c->b * c->sq, c->n * c->dv);
+        fas_tensor mask2 = fast_tensor_4d(FAS_DTYPE_UINT8, random_format(r), c->b, c->n, c->sq, c->sk);
+        assert_int_equal(attn_run_forward(c, FAS_IMPL_AUTO, 0, seed, offset, &out2, NULL, &mask2),
+                         FAS_OK);
+        uint8_t *m2 = fast_to_u8(&mask2);
+        assert_memory_equal(m2, mask_ref, (size_t)n_p);
+        float *o2 = fast_to_f32(&out2);
+        fast_close_stats s5 = fast_check_close("streaming ctx", o2, out_ref_d, n_out, rtol, afrac);
+        if (s5.failures) attn_case_print(c, index);
+        assert_int_equal(s5.failures, 0);
+        free(o2);
+        free(m2);
+        fast_tensor_free(&out2);
+        fast_tensor_free(&mask2);
+    }
+
     free(o_ctx);
     free(o_p);
     free(out_pipe);
@@ -347,6 +366,59 @@ static void test_fully_masked_rows(void **state)
     attn_case_free(&c);
 }
 
+/* Streaming over several key tiles: logits grow along the keys (the running max is raised
+ * tile after tile), one row has -inf over the whole first tile, another over every key. */
+static void test_streaming_multi_tile(void **state)
+{
+    (void)state;
+    fast_rng r;
+    fast_rng_seed(&r, fast_test_seed("streaming_multi_tile", 17));
+    attn_case c;
+    memset(&c, 0, sizeof c);
+    c.b = 1;
+    c.n = 2;
+    c.sq = 70;
+    c.sk = 1100;
+    c.d = 24;
+    c.dv = 20;
+    c.mask_form = MASK_1NSS;
+    c.scale = 0.5;
+    c.keep_prob = 0.9;
+    fas_format f[4] = {FAS_FORMAT_FRACTAL_NZ, FAS_FORMAT_ND, FAS_FORMAT_FRACTAL_NZ, FAS_FORMAT_FRACTAL_NZ};
+    attn_case_alloc(&c, &r, FAS_DTYPE_FLOAT16, f, -1.0, 1.0, 0.0, 0.0);
+    int64_t nm = c.n * c.sq * c.sk;
+    float *mv = malloc((size_t)nm * sizeof *mv);
+    assert_non_null(mv);
+    for (int64_t i = 0; i < nm; i++) {
+        int64_t j = i % c.sk, row = (i / c.sk) % c.sq;
+        mv[i] = (float)(j / 100) * 1.5f; /* a step up every 100 keys */
+        if (row == 3 && j < 600) mv[i] = -INFINITY;
+        if (row == 5) mv[i] = -INFINITY;
+    }
+    fast_from_f32(&c.mask, mv);
+    free(mv);
+    fas_tensor out = fast_tensor_2d(FAS_DTYPE_FLOAT16, FAS_FORMAT_FRACTAL_NZ, c.sq, c.n * c.dv);
+    fas_tensor dm = fast_tensor_4d(FAS_DTYPE_UINT8, FAS_FORMAT_ND, 1, c.n, c.sq, c.sk);
+    fas_tensor ref = fast_tensor_2d(FAS_DTYPE_FLOAT, FAS_FORMAT_ND, c.sq, c.n * c.dv);
+    fas_tensor dm_ref = fast_tensor_4d(FAS_DTYPE_UINT8, FAS_FORMAT_ND, 1, c.n, c.sq, c.sk);
+    assert_int_equal(attn_run_forward(&c, FAS_IMPL_AUTO, 0, 3, 4, &out, NULL, &dm), FAS_OK);
+    assert_int_equal(attn_run_forward(&c, FAS_IMPL_REFERENCE, 1, 3, 4, &ref, NULL, &dm_ref), FAS_OK);
+    assert_memory_equal(dm.data, dm_ref.data, fas_tensor_bytes(&dm));
+    int64_t n_out = c.sq * c.n * c.dv;
+    float *got = fast_to_f32(&out), *rv = fast_to_f32(&ref);
+    double *rd = to_double(rv, n_out);
+    fast_assert_close("streaming multi-tile ctx", got, rd, n_out);
+    for (int64_t e = 0; e < c.n * c.dv; e++) assert_true(got[5 * c.n * c.dv + e] == 0.0f);
+    free(got);
+    free(rv);
+    free(rd);
+    fast_tensor_free(&out);
+    fast_tensor_free(&dm);
+    fast_tensor_free(&ref);
+    fast_tensor_free(&dm_ref);
+    attn_case_free(&c);
+}
+
 /* Identical bytes for 1, 2 and 3 threads and for repeated runs; other seeds/offsets differ. */
 static void test_determinism(void **state)
 {
@@ -478,7 +550,7 @@ int main(void)
         cmocka_unit_test(test_every_flag_and_mask), cmocka_unit_test(test_random_cases),
         cmocka_unit_test(test_gv_f1_scaled),        cmocka_unit_test(test_gv_d1_scaled),
         cmocka_unit_test(test_fully_masked_rows),   cmocka_unit_test(test_determinism),
-        cmocka_unit_test(test_drop_mask_as_input),
+        cmocka_unit_test(test_drop_mask_as_input), cmocka_unit_test(test_streaming_multi_tile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,12 +1,18 @@
 /* The blocked fp32 forward pipeline (DESIGN.md §3).
  *
- * One task is (b, n, block of ROWS query rows); with bmm_score_transpose_a one task is a whole
- * head, because context = Pd^T . V sums over all query rows. Per task:
- *   unpack K, V of the head to fp32 panels (cached per thread while the head does not change),
- *   unpack the Q rows, S = scale * Q . K^T (sgemm), add mask rows, softmax rows, store P,
- *   dropout, C = Pd . V (sgemm), round C to the output dtype at its permuted place.
- * The block size does not depend on the thread count and tasks are independent, so results are
- * bitwise identical for any number of threads. */
+ * A task is (b, n, block of query rows); with bmm_score_transpose_a a task is a whole head,
+ * because context = Pd^T . V sums over all query rows. K and V of a head are unpacked to fp32
+ * panels once per thread while the head does not change (tasks of a thread are contiguous).
+ *
+ * Two variants share the tile helpers below:
+ * - materialising (softmax_output requested, or transpose_a): the block's scores cover all Sk
+ *   keys; exact row max and sum, P stored, then C = Pd . V;
+ * - streaming (otherwise): keys are walked in tiles with an online softmax (running max m and
+ *   sum l per row; C and l are rescaled by exp(m_old - m_new) when the max grows), so scratch
+ *   is O(rows * (tile + Dv)) per thread, never O(Sq * Sk).
+ * Dropout decisions come from Philox coordinates (row, key) in both, so the two variants give
+ * bitwise identical drop masks. Block and tile sizes depend on nothing but the problem, and
+ * tasks are independent, so results are bitwise identical for any thread count. */
 #include <math.h>
 #include <string.h>
 
@@ -16,24 +22,30 @@
 #include "common/status.h"
 #include "kernels/parallel.h"
 
-enum { ROWS = 64 };
+enum {
+    ROWS = 64,  /* query rows per task */
+    TILE = 512  /* keys per streaming tile */
+};
 
 typedef struct fwd_scratch {
-    float *q;       /* rows x d */
-    float *s;       /* rows x sk: scores, then P, then Pd */
-    uint8_t *keep;  /* rows x sk */
-    float *kp;      /* sk x d */
-    float *vp;      /* sk x dv */
-    float *c;       /* rows x dv (sk x dv with transpose_a) */
-    float *mrow;    /* sk: one mask row */
-    int64_t head;   /* head whose K, V are in kp, vp; -1 none */
+    float *q;      /* rows x d */
+    float *s;      /* rows x tile: scores, then probabilities */
+    uint8_t *keep; /* rows x tile */
+    float *kp;     /* sk x d */
+    float *vp;     /* sk x dv */
+    float *c;      /* rows x dv (sk x dv with transpose_a) */
+    float *mrow;   /* tile: one mask row */
+    float *m, *l;  /* rows: running max and sum (streaming) */
+    int64_t head;  /* head whose K, V are in kp, vp; -1 none */
 } fwd_scratch;
 
 typedef struct fwd_ctx {
     const fasi_fwd_problem *p;
     fwd_scratch *scratch; /* one per thread */
-    int64_t blocks;       /* row blocks per head */
     int64_t rows;         /* rows per block */
+    int64_t blocks;       /* row blocks per head */
+    int64_t tile;         /* keys per tile (sk when materialising) */
+    bool streaming;
 } fwd_ctx;
 
 static void load_head_panels(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n)
@@ -45,29 +57,65 @@ static void load_head_panels(const fasi_fwd_problem *p, fwd_scratch *w, int64_t 
     w->head = head;
 }
 
-/* Rows i0 .. i0+nr-1 of head (b, n): leaves Pd in w->s (row stride sk); writes P and the
- * drop mask when requested. */
-static void softmax_dropout_block(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b,
-                                  int64_t n, int64_t i0, int64_t nr)
+/* w->s[r][t] = scale * Q[i0+r] . K[j0+t] + mask for r < nr, t < nt (row stride nt); w->q must
+ * hold the block's query rows. */
+static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n,
+                       int64_t i0, int64_t nr, int64_t j0, int64_t nt)
 {
     const fasi_kernels *k = p->kern;
-    const int64_t sk = p->sk;
-    const int64_t head = b * p->n + n;
+    fasi_sgemm(false, true, nr, nt, p->d, (float)p->scale, w->q, p->d, w->kp + j0 * p->d, p->d,
+               0.0f, w->s, nt);
+    if (!p->mask.present) return;
+    int64_t mmat = fasi_mask_matrix(&p->mask, b, n);
+    if (p->mask.mask_rows == 1) {
+        fasi_mat_load_f32(k, &p->mask.mat, mmat, false, 0, 1, j0, nt, w->mrow, nt);
+        for (int64_t r = 0; r < nr; r++) k->add(w->s + r * nt, w->mrow, (size_t)nt);
+        return;
+    }
+    for (int64_t r = 0; r < nr; r++) {
+        fasi_mat_load_f32(k, &p->mask.mat, mmat, false, i0 + r, 1, j0, nt, w->mrow, nt);
+        k->add(w->s + r * nt, w->mrow, (size_t)nt);
+    }
+}
 
+/* Apply dropout to the probabilities in w->s (rows x nt, keys j0..j0+nt) and write the drop
+ * mask's tile when it is an output. */
+static void dropout_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t head, int64_t i0,
+                         int64_t nr, int64_t j0, int64_t nt)
+{
+    const fasi_kernels *k = p->kern;
+    switch (p->dropout) {
+    case FASI_DROPOUT_NONE:
+        if (p->has_dmask) {
+            memset(w->keep, 1, (size_t)(nr * nt));
+            fasi_mat_store_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt);
+        }
+        return;
+    case FASI_DROPOUT_GENERATE:
+        for (int64_t r = 0; r < nr; r++)
+            k->dropout_bits(p->seed, p->offset, (uint64_t)(head * p->sq + i0 + r), (uint64_t)j0,
+                            (size_t)nt, p->threshold, w->keep + r * nt);
+        if (p->has_dmask) fasi_mat_store_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt);
+        break;
+    case FASI_DROPOUT_INPUT:
+        fasi_mat_load_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt);
+        break;
+    }
+    float inv_keep = (float)(1.0 / p->keep_prob);
+    for (int64_t r = 0; r < nr; r++)
+        k->dropout_apply(w->s + r * nt, w->keep + r * nt, (size_t)nt, inv_keep);
+}
+
+/* Materialising: leaves Pd of rows i0..i0+nr-1 over all keys in w->s (row stride sk). */
+static void probs_block(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n,
+                        int64_t i0, int64_t nr)
+{
+    const fasi_kernels *k = p->kern;
+    const int64_t sk = p->sk, head = b * p->n + n;
     fasi_heads_load_f32(k, &p->q, b, n, i0, nr, 0, p->d, w->q, p->d);
-    fasi_sgemm(false, true, nr, sk, p->d, (float)p->scale, w->q, p->d, w->kp, p->d, 0.0f, w->s,
-               sk);
-
-    int64_t mmat = p->mask.present ? fasi_mask_matrix(&p->mask, b, n) : 0;
-    if (p->mask.present && p->mask.mask_rows == 1)
-        fasi_mat_load_f32(k, &p->mask.mat, mmat, false, 0, 1, 0, sk, w->mrow, sk);
+    score_tile(p, w, b, n, i0, nr, 0, sk);
     for (int64_t r = 0; r < nr; r++) {
         float *row = w->s + r * sk;
-        if (p->mask.present) {
-            if (p->mask.mask_rows != 1)
-                fasi_mat_load_f32(k, &p->mask.mat, mmat, false, i0 + r, 1, 0, sk, w->mrow, sk);
-            k->add(row, w->mrow, (size_t)sk);
-        }
         float mx = k->row_max(row, (size_t)sk);
         if (mx == -INFINITY) {
             /* every logit is -inf: the documented policy is a zero row, not 0/0 = NaN */
@@ -78,32 +126,55 @@ static void softmax_dropout_block(const fasi_fwd_problem *p, fwd_scratch *w, int
         k->scale(row, (size_t)sk, 1.0f / sum);
     }
     if (p->has_probs) fasi_mat_store_f32(k, &p->probs, head, i0, nr, 0, sk, w->s, sk);
+    dropout_tile(p, w, head, i0, nr, 0, sk);
+}
 
-    switch (p->dropout) {
-    case FASI_DROPOUT_NONE:
-        if (p->has_dmask) {
-            memset(w->keep, 1, (size_t)(nr * sk));
-            fasi_mat_store_u8(&p->dmask, head, i0, nr, 0, sk, w->keep, sk);
-        }
-        return;
-    case FASI_DROPOUT_GENERATE:
-        for (int64_t r = 0; r < nr; r++)
-            k->dropout_bits(p->seed, p->offset, (uint64_t)(head * p->sq + i0 + r), 0, (size_t)sk,
-                            p->threshold, w->keep + r * sk);
-        if (p->has_dmask) fasi_mat_store_u8(&p->dmask, head, i0, nr, 0, sk, w->keep, sk);
-        break;
-    case FASI_DROPOUT_INPUT:
-        fasi_mat_load_u8(&p->dmask, head, i0, nr, 0, sk, w->keep, sk);
-        break;
+/* Streaming: context rows i0..i0+nr-1 into w->c with an online softmax over key tiles. */
+static void streaming_block(const fwd_ctx *ctx, fwd_scratch *w, int64_t b, int64_t n,
+                            int64_t i0, int64_t nr)
+{
+    const fasi_fwd_problem *p = ctx->p;
+    const fasi_kernels *k = p->kern;
+    const int64_t head = b * p->n + n, dv = p->dv;
+    fasi_heads_load_f32(k, &p->q, b, n, i0, nr, 0, p->d, w->q, p->d);
+    for (int64_t r = 0; r < nr; r++) {
+        w->m[r] = -INFINITY;
+        w->l[r] = 0.0f;
     }
-    float inv_keep = (float)(1.0 / p->keep_prob);
-    for (int64_t r = 0; r < nr; r++)
-        k->dropout_apply(w->s + r * sk, w->keep + r * sk, (size_t)sk, inv_keep);
+    memset(w->c, 0, (size_t)(nr * dv) * sizeof *w->c);
+    for (int64_t j0 = 0; j0 < p->sk; j0 += ctx->tile) {
+        int64_t nt = p->sk - j0 < ctx->tile ? p->sk - j0 : ctx->tile;
+        score_tile(p, w, b, n, i0, nr, j0, nt);
+        for (int64_t r = 0; r < nr; r++) {
+            float *row = w->s + r * nt;
+            float tmax = k->row_max(row, (size_t)nt);
+            float mnew = tmax > w->m[r] ? tmax : w->m[r];
+            if (isnan(tmax)) mnew = tmax;
+            if (mnew == -INFINITY) {
+                /* no finite logit yet in this row: these keys carry zero weight */
+                memset(row, 0, (size_t)nt * sizeof *row);
+                continue;
+            }
+            if (mnew != w->m[r]) {
+                float alpha = w->m[r] == -INFINITY ? 0.0f : expf(w->m[r] - mnew);
+                w->l[r] *= alpha;
+                k->scale(w->c + r * dv, (size_t)dv, alpha);
+                w->m[r] = mnew;
+            }
+            w->l[r] += k->exp_shift_sum(row, (size_t)nt, mnew);
+        }
+        dropout_tile(p, w, head, i0, nr, j0, nt);
+        fasi_sgemm(false, false, nr, dv, nt, 1.0f, w->s, nt, w->vp + j0 * dv, dv, 1.0f, w->c, dv);
+    }
+    for (int64_t r = 0; r < nr; r++) {
+        /* l == 0 only for a row whose every logit is -inf: its context stays zero */
+        if (w->l[r] != 0.0f) k->scale(w->c + r * dv, (size_t)dv, 1.0f / w->l[r]);
+    }
 }
 
 static void forward_task(void *vctx, int thread, int64_t task)
 {
-    fwd_ctx *ctx = vctx;
+    const fwd_ctx *ctx = vctx;
     const fasi_fwd_problem *p = ctx->p;
     fwd_scratch *w = &ctx->scratch[thread];
 
@@ -115,7 +186,7 @@ static void forward_task(void *vctx, int thread, int64_t task)
         for (int64_t blk = 0; blk < ctx->blocks; blk++) {
             int64_t i0 = blk * ctx->rows;
             int64_t nr = p->sq - i0 < ctx->rows ? p->sq - i0 : ctx->rows;
-            softmax_dropout_block(p, w, b, n, i0, nr);
+            probs_block(p, w, b, n, i0, nr);
             fasi_sgemm(true, false, p->sk, p->dv, nr, 1.0f, w->s, p->sk, w->vp + i0 * p->dv,
                        p->dv, blk == 0 ? 0.0f : 1.0f, w->c, p->dv);
         }
@@ -128,10 +199,47 @@ static void forward_task(void *vctx, int thread, int64_t task)
     int64_t i0 = blk * ctx->rows;
     int64_t nr = p->sq - i0 < ctx->rows ? p->sq - i0 : ctx->rows;
     load_head_panels(p, w, b, n);
-    softmax_dropout_block(p, w, b, n, i0, nr);
-    fasi_sgemm(false, false, nr, p->dv, p->sk, 1.0f, w->s, p->sk, w->vp, p->dv, 0.0f, w->c,
-               p->dv);
+    if (ctx->streaming) {
+        streaming_block(ctx, w, b, n, i0, nr);
+    } else {
+        probs_block(p, w, b, n, i0, nr);
+        fasi_sgemm(false, false, nr, p->dv, p->sk, 1.0f, w->s, p->sk, w->vp, p->dv, 0.0f, w->c,
+                   p->dv);
+    }
     fasi_heads_store_f32(p->kern, &p->out, b, n, i0, nr, 0, p->dv, w->c, p->dv);
+}
+
+/* Lay out one thread's scratch in `mem` (NULL: only measure); returns its size, 0 on
+ * overflow. */
+static size_t carve_scratch(const fwd_ctx *ctx, unsigned char *mem, fwd_scratch *w)
+{
+    const fasi_fwd_problem *p = ctx->p;
+    int64_t c_rows = p->transpose_a ? p->sk : ctx->rows;
+    size_t sizes[9] = {
+        fasi_bytes3(ctx->rows, p->d, sizeof(float)),     fasi_bytes3(ctx->rows, ctx->tile, sizeof(float)),
+        fasi_bytes3(ctx->rows, ctx->tile, 1),            fasi_bytes3(p->sk, p->d, sizeof(float)),
+        fasi_bytes3(p->sk, p->dv, sizeof(float)),        fasi_bytes3(c_rows, p->dv, sizeof(float)),
+        fasi_bytes3(1, ctx->tile, sizeof(float)),        fasi_bytes3(1, ctx->rows, sizeof(float)),
+        fasi_bytes3(1, ctx->rows, sizeof(float))};
+    size_t total = 0;
+    for (int i = 0; i < 9; i++) {
+        if (sizes[i] == 0 || total > SIZE_MAX - sizes[i]) return 0;
+        total += sizes[i];
+    }
+    if (mem) {
+        unsigned char *m = mem;
+        w->q = (float *)m;
+        w->s = (float *)(m += sizes[0]);
+        w->keep = (m += sizes[1]);
+        w->kp = (float *)(m += sizes[2]);
+        w->vp = (float *)(m += sizes[3]);
+        w->c = (float *)(m += sizes[4]);
+        w->mrow = (float *)(m += sizes[5]);
+        w->m = (float *)(m += sizes[6]);
+        w->l = (float *)(m += sizes[7]);
+        w->head = -1;
+    }
+    return total;
 }
 
 fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
@@ -141,21 +249,14 @@ fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
     ctx.p = p;
     ctx.rows = p->sq < ROWS ? p->sq : ROWS;
     ctx.blocks = (p->sq + ctx.rows - 1) / ctx.rows;
+    ctx.streaming = !p->has_probs && !p->transpose_a;
+    ctx.tile = ctx.streaming && p->sk > TILE ? TILE : p->sk;
     int64_t ntasks = p->transpose_a ? p->b * p->n : p->b * p->n * ctx.blocks;
     int threads = p->threads;
     if (threads > ntasks) threads = (int)ntasks;
 
-    int64_t c_rows = p->transpose_a ? p->sk : ctx.rows;
-    size_t sz_q = fasi_bytes3(ctx.rows, p->d, sizeof(float));
-    size_t sz_s = fasi_bytes3(ctx.rows, p->sk, sizeof(float));
-    size_t sz_keep = fasi_bytes3(ctx.rows, p->sk, 1);
-    size_t sz_kp = fasi_bytes3(p->sk, p->d, sizeof(float));
-    size_t sz_vp = fasi_bytes3(p->sk, p->dv, sizeof(float));
-    size_t sz_c = fasi_bytes3(c_rows, p->dv, sizeof(float));
-    size_t sz_m = fasi_bytes3(1, p->sk, sizeof(float));
-    size_t per = sz_q + sz_s + sz_keep + sz_kp + sz_vp + sz_c + sz_m;
-    bool overflow = !sz_q || !sz_s || !sz_keep || !sz_kp || !sz_vp || !sz_c || !sz_m ||
-                    per < sz_s || (size_t)threads > SIZE_MAX / per;
+    size_t per = carve_scratch(&ctx, NULL, NULL);
+    bool overflow = per == 0 || (size_t)threads > SIZE_MAX / per;
     unsigned char *mem = overflow ? NULL : fasi_alloc(per * (size_t)threads);
     fwd_scratch *scratch = fasi_alloc(sizeof(fwd_scratch) * (size_t)threads);
     if (!mem || !scratch) {
@@ -165,24 +266,7 @@ fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
                          "scratch of %d thread(s) for Sk = %lld could not be allocated", threads,
                          (long long)p->sk);
     }
-    for (int t = 0; t < threads; t++) {
-        unsigned char *m = mem + per * (size_t)t;
-        fwd_scratch *w = &scratch[t];
-        w->q = (float *)m;
-        m += sz_q;
-        w->s = (float *)m;
-        m += sz_s;
-        w->keep = m;
-        m += sz_keep;
-        w->kp = (float *)m;
-        m += sz_kp;
-        w->vp = (float *)m;
-        m += sz_vp;
-        w->c = (float *)m;
-        m += sz_c;
-        w->mrow = (float *)m;
-        w->head = -1;
-    }
+    for (int t = 0; t < threads; t++) carve_scratch(&ctx, mem + per * (size_t)t, &scratch[t]);
     ctx.scratch = scratch;
     fasi_parallel_for(threads, ntasks, forward_task, &ctx);
 
