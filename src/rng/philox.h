@@ -6,7 +6,8 @@
  *                               and c2 | c3 << 32 = row
  *   key     = (k0, k1) = (seed & 0xffffffff, seed >> 32)
  *   u       = philox4x32_10(counter, key)[j & 3]
- *   keep    = (uint64_t)u < threshold,   threshold = round(keep_prob * 2^32)
+ *   keep    = (uint64_t)u < threshold,   threshold = keep_prob * 2^32 rounded half to even
+ *             (independent of the floating-point rounding mode)
  * so P(keep) = threshold / 2^32, within 2^-33 of keep_prob, and the decision depends only on
  * (seed, offset, row, j): never on threads, blocking, layout or SIMD level. A call consumes
  * ceil(Sk / 4) counters per row, which is how far the process-wide offset advances. */

@@ -1,4 +1,146 @@
-/* avx2 specialisations of the philox kernels (none yet: the level below is used). */
-#include "kernels/isa.h"
+/* AVX2 dropout keep bytes: Philox4x32-10 on eight counters per vector.
+ *
+ * Lane l of every state vector is the block of group g + l (group = j >> 2), so one pass of
+ * ten rounds yields the 32 keep bytes of columns 4g .. 4g + 31. Two such passes are interleaved
+ * to hide the multiply latency. The result is bit-identical to the portable dropout_bits for
+ * every input: same counter, key and word mapping (rng/philox.h), same 64-bit wrap of
+ * offset + group, and the same unsigned comparison against the threshold. */
+#include <immintrin.h>
+#include <string.h>
 
-void fasi_register_philox_avx2(fasi_kernels *k) { (void)k; }
+#include "kernels/isa.h"
+#include "rng/philox.h"
+
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+#define LANES 8
+#define PASSES 2
+#define GROUPS_PER_STEP (LANES * PASSES)
+#define BYTES_PER_STEP (4 * GROUPS_PER_STEP)
+
+typedef struct philox8 {
+    __m256i c0, c1, c2, c3;
+} philox8;
+
+/* 32 x 32 -> 64-bit products of every lane of a with the broadcast constant m: _mm256_mul_epu32
+ * only reads even lanes, so odd lanes are moved down, multiplied separately and merged back. */
+static inline void mulhilo8(__m256i a, __m256i m, __m256i *hi, __m256i *lo)
+{
+    __m256i even = _mm256_mul_epu32(a, m);
+    __m256i odd = _mm256_mul_epu32(_mm256_shuffle_epi32(a, 0xF5), m);
+    *hi = _mm256_blend_epi32(_mm256_shuffle_epi32(even, 0xF5), odd, 0xAA);
+    *lo = _mm256_blend_epi32(even, _mm256_shuffle_epi32(odd, 0xA0), 0xAA);
+}
+
+static inline philox8 round8(philox8 s, __m256i m0, __m256i m1, __m256i k0, __m256i k1)
+{
+    __m256i hi0, lo0, hi1, lo1;
+    mulhilo8(s.c0, m0, &hi0, &lo0);
+    mulhilo8(s.c2, m1, &hi1, &lo1);
+    philox8 r;
+    r.c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, s.c1), k0);
+    r.c1 = lo1;
+    r.c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, s.c3), k1);
+    r.c3 = lo0;
+    return r;
+}
+
+/* Counters (offset + group + l) for l = 0..7 as 64-bit values split into low and high words;
+ * a lane whose low word wrapped carries into its high word, and the high word wraps too. */
+static inline void counters8(uint64_t base, __m256i *lo, __m256i *hi)
+{
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i sign = _mm256_set1_epi32((int)0x80000000u);
+    __m256i l = _mm256_add_epi32(_mm256_set1_epi32((int)(uint32_t)base), iota);
+    __m256i wrapped = _mm256_cmpgt_epi32(_mm256_xor_si256(iota, sign), _mm256_xor_si256(l, sign));
+    *lo = l;
+    *hi = _mm256_sub_epi32(_mm256_set1_epi32((int)(uint32_t)(base >> 32)), wrapped);
+}
+
+/* keep bytes of columns 4 * group .. 4 * group + 32 * passes - 1 into out, 1 <= passes <= 2;
+ * thr_biased = (threshold ^ 2^31) for 1 <= threshold <= 2^32 - 1. */
+static inline __attribute__((always_inline)) void step(int passes, uint64_t offset, uint64_t group,
+                                                       __m256i row_lo, __m256i row_hi,
+                                                       const __m256i *rk0, const __m256i *rk1,
+                                                       __m256i thr_biased, uint8_t *out)
+{
+    const __m256i m0 = _mm256_set1_epi32((int)PHILOX_M0);
+    const __m256i m1 = _mm256_set1_epi32((int)PHILOX_M1);
+    philox8 s[PASSES];
+    for (int p = 0; p < passes; p++) {
+        counters8(offset + group + (uint64_t)(p * LANES), &s[p].c0, &s[p].c1);
+        s[p].c2 = row_lo;
+        s[p].c3 = row_hi;
+    }
+    for (int r = 0; r < 10; r++)
+        for (int p = 0; p < passes; p++) s[p] = round8(s[p], m0, m1, rk0[r], rk1[r]);
+    /* u < threshold as a signed comparison of sign-flipped words; packing keeps lanes in
+     * 128-bit halves, giving byte 4w + l' per half (l' = l mod 4), which the shuffle transposes
+     * to the required column order 4l' + w. */
+    const __m256i sign = _mm256_set1_epi32((int)0x80000000u);
+    const __m256i transpose =
+        _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9,
+                         13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __m256i one = _mm256_set1_epi8(1);
+    for (int p = 0; p < passes; p++) {
+        __m256i w0 = _mm256_cmpgt_epi32(thr_biased, _mm256_xor_si256(s[p].c0, sign));
+        __m256i w1 = _mm256_cmpgt_epi32(thr_biased, _mm256_xor_si256(s[p].c1, sign));
+        __m256i w2 = _mm256_cmpgt_epi32(thr_biased, _mm256_xor_si256(s[p].c2, sign));
+        __m256i w3 = _mm256_cmpgt_epi32(thr_biased, _mm256_xor_si256(s[p].c3, sign));
+        __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(w0, w1), _mm256_packs_epi32(w2, w3));
+        b = _mm256_and_si256(_mm256_shuffle_epi8(b, transpose), one);
+        _mm256_storeu_si256((__m256i *)(void *)(out + 4 * LANES * p), b);
+    }
+}
+
+static void dropout_bits_avx2(uint64_t seed, uint64_t offset, uint64_t row, uint64_t j0, size_t n,
+                              uint64_t threshold, uint8_t *keep)
+{
+    if (n == 0) return;
+    if (threshold == 0 || threshold >= 4294967296ull) {
+        /* every u in [0, 2^32) compares the same way: no Philox output is needed */
+        memset(keep, threshold != 0, n);
+        return;
+    }
+    const __m256i row_lo = _mm256_set1_epi32((int)(uint32_t)row);
+    const __m256i row_hi = _mm256_set1_epi32((int)(uint32_t)(row >> 32));
+    const __m256i thr_biased = _mm256_set1_epi32((int)((uint32_t)threshold ^ 0x80000000u));
+    __m256i rk0[10], rk1[10]; /* round keys */
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; r++) {
+        rk0[r] = _mm256_set1_epi32((int)k0);
+        rk1[r] = _mm256_set1_epi32((int)k1);
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+
+    uint64_t group = j0 >> 2;
+    size_t skip = (size_t)(j0 & 3);
+    uint8_t tmp[BYTES_PER_STEP];
+    while (n > 0) {
+        if (skip == 0 && n >= BYTES_PER_STEP) {
+            step(PASSES, offset, group, row_lo, row_hi, rk0, rk1, thr_biased, keep);
+            keep += BYTES_PER_STEP;
+            n -= BYTES_PER_STEP;
+        } else {
+            /* unaligned start or short tail: compute into tmp and keep the needed part */
+            int passes = skip + n <= 4 * LANES ? 1 : PASSES;
+            if (passes == 1) /* separate calls so each inlined copy has a constant pass count */
+                step(1, offset, group, row_lo, row_hi, rk0, rk1, thr_biased, tmp);
+            else
+                step(PASSES, offset, group, row_lo, row_hi, rk0, rk1, thr_biased, tmp);
+            size_t take = (size_t)(4 * LANES * passes) - skip;
+            if (take > n) take = n;
+            memcpy(keep, tmp + skip, take);
+            keep += take;
+            n -= take;
+            skip = 0;
+        }
+        group += GROUPS_PER_STEP;
+    }
+}
+
+void fasi_register_philox_avx2(fasi_kernels *k) { k->dropout_bits = dropout_bits_avx2; }

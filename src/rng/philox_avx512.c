@@ -1,4 +1,147 @@
-/* avx512 specialisations of the philox kernels (none yet: the level below is used). */
-#include "kernels/isa.h"
+/* AVX-512 dropout keep bytes: Philox4x32-10 on sixteen counters per vector.
+ *
+ * Lane l of every state vector is the block of group g + l (group = j >> 2), so one pass of
+ * ten rounds yields the 64 keep bytes of columns 4g .. 4g + 63. Two such passes are interleaved
+ * to hide the multiply latency. The result is bit-identical to the portable dropout_bits for
+ * every input: same counter, key and word mapping (rng/philox.h), same 64-bit wrap of
+ * offset + group, and the same unsigned comparison against the threshold. */
+#include <immintrin.h>
+#include <string.h>
 
-void fasi_register_philox_avx512(fasi_kernels *k) { (void)k; }
+#include "kernels/isa.h"
+#include "rng/philox.h"
+
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+#define LANES 16
+#define PASSES 2
+#define GROUPS_PER_STEP (LANES * PASSES)
+#define BYTES_PER_STEP (4 * GROUPS_PER_STEP)
+
+#define XOR3 0x96 /* ternary-logic truth table of a ^ b ^ c */
+#define OR3 0xFE  /* ... and of a | b | c */
+
+typedef struct philox16 {
+    __m512i c0, c1, c2, c3;
+} philox16;
+
+/* 32 x 32 -> 64-bit products of every lane of a with the broadcast constant m: _mm512_mul_epu32
+ * only reads even lanes, so odd lanes are moved down, multiplied separately and merged back by
+ * masked shuffles (even lanes: high word of the even product; odd lanes: low word of the odd). */
+static inline void mulhilo16(__m512i a, __m512i m, __m512i *hi, __m512i *lo)
+{
+    __m512i even = _mm512_mul_epu32(a, m);
+    __m512i odd = _mm512_mul_epu32(_mm512_shuffle_epi32(a, _MM_PERM_DDBB), m);
+    *hi = _mm512_mask_shuffle_epi32(odd, (__mmask16)0x5555, even, _MM_PERM_DDBB);
+    *lo = _mm512_mask_shuffle_epi32(even, (__mmask16)0xAAAA, odd, _MM_PERM_CCAA);
+}
+
+static inline philox16 round16(philox16 s, __m512i m0, __m512i m1, __m512i k0, __m512i k1)
+{
+    __m512i hi0, lo0, hi1, lo1;
+    mulhilo16(s.c0, m0, &hi0, &lo0);
+    mulhilo16(s.c2, m1, &hi1, &lo1);
+    philox16 r;
+    r.c0 = _mm512_ternarylogic_epi32(hi1, s.c1, k0, XOR3);
+    r.c1 = lo1;
+    r.c2 = _mm512_ternarylogic_epi32(hi0, s.c3, k1, XOR3);
+    r.c3 = lo0;
+    return r;
+}
+
+/* Counters (offset + group + l) for l = 0..15 as 64-bit values split into low and high words;
+ * a lane whose low word wrapped carries into its high word, and the high word wraps too. */
+static inline void counters16(uint64_t base, __m512i *lo, __m512i *hi)
+{
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i l = _mm512_add_epi32(_mm512_set1_epi32((int)(uint32_t)base), iota);
+    __mmask16 wrapped = _mm512_cmplt_epu32_mask(l, iota);
+    __m512i h = _mm512_set1_epi32((int)(uint32_t)(base >> 32));
+    *lo = l;
+    *hi = _mm512_mask_add_epi32(h, wrapped, h, _mm512_set1_epi32(1));
+}
+
+/* keep bytes of columns 4 * group .. 4 * group + 64 * passes - 1 into out, 1 <= passes <= 2;
+ * thr = threshold for 1 <= threshold <= 2^32 - 1. */
+static inline __attribute__((always_inline)) void step(int passes, uint64_t offset, uint64_t group,
+                                                       __m512i row_lo, __m512i row_hi,
+                                                       const __m512i *rk0, const __m512i *rk1,
+                                                       __m512i thr, uint8_t *out)
+{
+    const __m512i m0 = _mm512_set1_epi32((int)PHILOX_M0);
+    const __m512i m1 = _mm512_set1_epi32((int)PHILOX_M1);
+    philox16 s[PASSES];
+    for (int p = 0; p < passes; p++) {
+        counters16(offset + group + (uint64_t)(p * LANES), &s[p].c0, &s[p].c1);
+        s[p].c2 = row_lo;
+        s[p].c3 = row_hi;
+    }
+    for (int r = 0; r < 10; r++)
+        for (int p = 0; p < passes; p++) s[p] = round16(s[p], m0, m1, rk0[r], rk1[r]);
+    /* Lane l of the result is the little-endian word of bytes 4l .. 4l + 3, i.e. the keep
+     * bytes of words 0..3 of group g + l in column order. */
+    for (int p = 0; p < passes; p++) {
+        __m512i b0 = _mm512_maskz_mov_epi32(_mm512_cmplt_epu32_mask(s[p].c0, thr),
+                                            _mm512_set1_epi32(0x00000001));
+        __m512i b1 = _mm512_maskz_mov_epi32(_mm512_cmplt_epu32_mask(s[p].c1, thr),
+                                            _mm512_set1_epi32(0x00000100));
+        __m512i b2 = _mm512_maskz_mov_epi32(_mm512_cmplt_epu32_mask(s[p].c2, thr),
+                                            _mm512_set1_epi32(0x00010000));
+        __m512i b3 = _mm512_maskz_mov_epi32(_mm512_cmplt_epu32_mask(s[p].c3, thr),
+                                            _mm512_set1_epi32(0x01000000));
+        __m512i b = _mm512_ternarylogic_epi32(_mm512_or_si512(b0, b1), b2, b3, OR3);
+        _mm512_storeu_si512((void *)(out + 4 * LANES * p), b);
+    }
+}
+
+static void dropout_bits_avx512(uint64_t seed, uint64_t offset, uint64_t row, uint64_t j0, size_t n,
+                                uint64_t threshold, uint8_t *keep)
+{
+    if (n == 0) return;
+    if (threshold == 0 || threshold >= 4294967296ull) {
+        /* every u in [0, 2^32) compares the same way: no Philox output is needed */
+        memset(keep, threshold != 0, n);
+        return;
+    }
+    const __m512i row_lo = _mm512_set1_epi32((int)(uint32_t)row);
+    const __m512i row_hi = _mm512_set1_epi32((int)(uint32_t)(row >> 32));
+    const __m512i thr = _mm512_set1_epi32((int)(uint32_t)threshold);
+    __m512i rk0[10], rk1[10]; /* round keys */
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; r++) {
+        rk0[r] = _mm512_set1_epi32((int)k0);
+        rk1[r] = _mm512_set1_epi32((int)k1);
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+
+    uint64_t group = j0 >> 2;
+    size_t skip = (size_t)(j0 & 3);
+    uint8_t tmp[BYTES_PER_STEP];
+    while (n > 0) {
+        if (skip == 0 && n >= BYTES_PER_STEP) {
+            step(PASSES, offset, group, row_lo, row_hi, rk0, rk1, thr, keep);
+            keep += BYTES_PER_STEP;
+            n -= BYTES_PER_STEP;
+        } else {
+            /* unaligned start or short tail: compute into tmp and keep the needed part */
+            int passes = skip + n <= 4 * LANES ? 1 : PASSES;
+            if (passes == 1) /* separate calls so each inlined copy has a constant pass count */
+                step(1, offset, group, row_lo, row_hi, rk0, rk1, thr, tmp);
+            else
+                step(PASSES, offset, group, row_lo, row_hi, rk0, rk1, thr, tmp);
+            size_t take = (size_t)(4 * LANES * passes) - skip;
+            if (take > n) take = n;
+            memcpy(keep, tmp + skip, take);
+            keep += take;
+            n -= take;
+            skip = 0;
+        }
+        group += GROUPS_PER_STEP;
+    }
+}
+
+void fasi_register_philox_avx512(fasi_kernels *k) { k->dropout_bits = dropout_bits_avx512; }

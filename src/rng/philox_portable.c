@@ -34,12 +34,17 @@ void fasi_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t o
     out[3] = c3;
 }
 
+/* Ties go to even. Built on floor() rather than nearbyint() so the result does not depend on
+ * the caller's floating-point rounding mode. keep_prob * 2^32 is exact, and so is x - floor(x). */
 uint64_t fasi_dropout_threshold(double keep_prob)
 {
-    double t = nearbyint(keep_prob * 4294967296.0);
-    if (!(t > 0)) return 0;
-    if (t >= 4294967296.0) return 4294967296ull;
-    return (uint64_t)t;
+    double x = keep_prob * 4294967296.0;
+    if (!(x > 0)) return 0; /* also NaN */
+    if (x >= 4294967296.0) return 4294967296ull;
+    double f = floor(x), frac = x - f;
+    uint64_t t = (uint64_t)f;
+    if (frac > 0.5 || (frac == 0.5 && (t & 1))) t++;
+    return t;
 }
 
 static void philox_block(uint64_t seed, uint64_t offset, uint64_t row, uint64_t group,
@@ -51,8 +56,7 @@ static void philox_block(uint64_t seed, uint64_t offset, uint64_t row, uint64_t 
     fasi_philox4x32_10(ctr, key, out);
 }
 
-bool fasi_dropout_keep(uint64_t seed, uint64_t offset, uint64_t row, uint64_t j,
-                       uint64_t threshold)
+bool fasi_dropout_keep(uint64_t seed, uint64_t offset, uint64_t row, uint64_t j, uint64_t threshold)
 {
     uint32_t out[4];
     philox_block(seed, offset, row, j >> 2, out);
@@ -63,34 +67,51 @@ static void dropout_bits(uint64_t seed, uint64_t offset, uint64_t row, uint64_t 
                          uint64_t threshold, uint8_t *keep)
 {
     uint32_t out[4];
-    uint64_t group = UINT64_MAX;
-    for (size_t t = 0; t < n; t++) {
-        uint64_t j = j0 + t;
-        if ((j >> 2) != group) {
-            group = j >> 2;
-            philox_block(seed, offset, row, group, out);
-        }
-        keep[t] = (uint64_t)out[j & 3] < threshold;
+    uint64_t group = j0 >> 2;
+    size_t t = 0;
+    unsigned w = (unsigned)(j0 & 3);
+    while (t < n) {
+        philox_block(seed, offset, row, group, out);
+        for (; w < 4 && t < n; w++, t++) keep[t] = (uint64_t)out[w] < threshold;
+        w = 0;
+        group++;
     }
 }
 
 void fasi_register_philox_portable(fasi_kernels *k) { k->dropout_bits = dropout_bits; }
 
-/* ---- process-wide generator: (seed, offset) advanced under a lock-free CAS loop */
+/* ---- process-wide generator
+ * (seed, offset) is one pair: a draw racing fas_manual_seed must not mix the old seed with the
+ * reset offset (that would repeat counters already used under the old seed), so both functions
+ * hold a spinlock. The critical sections are a few loads and stores. */
 
 #define FASI_DEFAULT_SEED 67280421310721ull
 
-static _Atomic uint64_t gen_seed = FASI_DEFAULT_SEED;
-static _Atomic uint64_t gen_offset = 0;
+static atomic_flag gen_lock = ATOMIC_FLAG_INIT;
+static uint64_t gen_seed = FASI_DEFAULT_SEED;
+static uint64_t gen_offset = 0;
+
+static void gen_acquire(void)
+{
+    while (atomic_flag_test_and_set_explicit(&gen_lock, memory_order_acquire)) {
+    }
+}
+
+static void gen_release(void) { atomic_flag_clear_explicit(&gen_lock, memory_order_release); }
 
 void fasi_generator_seed(uint64_t seed)
 {
-    atomic_store(&gen_seed, seed);
-    atomic_store(&gen_offset, 0);
+    gen_acquire();
+    gen_seed = seed;
+    gen_offset = 0;
+    gen_release();
 }
 
 void fasi_generator_draw(uint64_t advance, uint64_t *seed, uint64_t *offset)
 {
-    *seed = atomic_load(&gen_seed);
-    *offset = atomic_fetch_add(&gen_offset, advance);
+    gen_acquire();
+    *seed = gen_seed;
+    *offset = gen_offset;
+    gen_offset += advance;
+    gen_release();
 }
