@@ -223,65 +223,10 @@ static void test_every_flag_and_mask(void **state)
     }
 }
 
-/* GV-F1 (scaled): uniform [-3, 3], key padding of -10000 beyond key 5, scale 0.125, keep 1. */
-static void gv_f1(int64_t b, int64_t n, int64_t s, int64_t d)
-{
-    fast_rng r;
-    fast_rng_seed(&r, fast_test_seed("gv_f1", 1));
-    attn_case c;
-    memset(&c, 0, sizeof c);
-    c.b = b;
-    c.n = n;
-    c.sq = c.sk = s;
-    c.d = c.dv = d;
-    c.mask_form = MASK_B1SS;
-    c.scale = 0.125;
-    c.keep_prob = 1.0;
-    fas_format nz[4] = {FAS_FORMAT_FRACTAL_NZ, FAS_FORMAT_FRACTAL_NZ, FAS_FORMAT_FRACTAL_NZ,
-                        FAS_FORMAT_FRACTAL_NZ};
-    attn_case_alloc(&c, &r, FAS_DTYPE_FLOAT16, nz, -3.0, 3.0, 0.0, 0.0);
-    float *mvals = malloc((size_t)(b * s * s) * sizeof *mvals);
-    assert_non_null(mvals);
-    for (int64_t i = 0; i < b * s * s; i++) mvals[i] = (i % s) < 6 ? 0.0f : -10000.0f;
-    fast_from_f32(&c.mask, mvals);
-    free(mvals);
-
-    outputs pipe, ref;
-    outputs_alloc(&pipe, &c, FAS_DTYPE_FLOAT16, FAS_FORMAT_FRACTAL_NZ, FAS_FORMAT_FRACTAL_NZ,
-                  FAS_FORMAT_FRACTAL_NZ);
-    outputs_alloc(&ref, &c, FAS_DTYPE_FLOAT, FAS_FORMAT_ND, FAS_FORMAT_ND, FAS_FORMAT_ND);
-    assert_int_equal(attn_run_forward(&c, FAS_IMPL_AUTO, 0, 1, 0, &pipe.out, &pipe.probs,
-                                      &pipe.dmask), FAS_OK);
-    assert_int_equal(attn_run_forward(&c, FAS_IMPL_REFERENCE, 1, 1, 0, &ref.out, &ref.probs,
-                                      &ref.dmask), FAS_OK);
-    int64_t n_p = b * n * s * s, n_out = b * s * n * d;
-    float *p = fast_to_f32(&pipe.probs);
-    uint8_t *m = fast_to_u8(&pipe.dmask);
-    for (int64_t i = 0; i < n_p; i++) {
-        if (i % s >= 6 && p[i] != 0.0f) fail_msg("P[%lld] = %g for a padded key", (long long)i, p[i]);
-        assert_int_equal(m[i], 1);
-    }
-    assert_rows_sum_within(p, b * n * s, s, 2e-3);
-    float *o = fast_to_f32(&pipe.out), *oref = fast_to_f32(&ref.out);
-    double *oref_d = to_double(oref, n_out);
-    fast_close_stats st = fast_check_close("GV-F1 context", o, oref_d, n_out, FAST_RTOL, FAST_ATOL_FRAC);
-    printf("  GV-F1 [%lld,%lld,%lld,%lld]: max abs %.3g, max rel %.3g\n", (long long)b,
-           (long long)n, (long long)s, (long long)d, st.max_abs, st.max_rel);
-    assert_int_equal(st.failures, 0);
-    free(p);
-    free(m);
-    free(o);
-    free(oref);
-    free(oref_d);
-    outputs_free(&pipe);
-    outputs_free(&ref);
-    attn_case_free(&c);
-}
-
 static void test_gv_f1_scaled(void **state)
 {
     (void)state;
-    gv_f1(2, 4, 128, 64);
+    attn_check_gv_f1(2, 4, 128, 64);
 }
 
 /* GV-D1 (scaled): q, k, v, mask uniform [0, 1), scale 0.125, keep 0.5; values cluster around

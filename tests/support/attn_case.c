@@ -134,3 +134,65 @@ void attn_case_print(const attn_case *c, int index)
            c->q.format, c->k.format, c->v.format, c->mask.data ? (int)c->mask.format : -1,
            c->q.dtype, c->keep_prob, c->scale);
 }
+
+/* GV-F1 (scaled): uniform [-3, 3], key padding of -10000 beyond key 5, scale 0.125, keep 1. */
+void attn_check_gv_f1(int64_t b, int64_t n, int64_t s, int64_t d)
+{
+    fast_rng r;
+    fast_rng_seed(&r, 1);
+    attn_case c;
+    memset(&c, 0, sizeof c);
+    c.b = b;
+    c.n = n;
+    c.sq = c.sk = s;
+    c.d = c.dv = d;
+    c.mask_form = MASK_B1SS;
+    c.scale = 0.125;
+    c.keep_prob = 1.0;
+    fas_format nz[4] = {FAS_FORMAT_FRACTAL_NZ, FAS_FORMAT_FRACTAL_NZ, FAS_FORMAT_FRACTAL_NZ,
+                        FAS_FORMAT_FRACTAL_NZ};
+    attn_case_alloc(&c, &r, FAS_DTYPE_FLOAT16, nz, -3.0, 3.0, 0.0, 0.0);
+    float *mvals = malloc((size_t)(b * s * s) * sizeof *mvals);
+    assert_non_null(mvals);
+    for (int64_t i = 0; i < b * s * s; i++) mvals[i] = (i % s) < 6 ? 0.0f : -10000.0f;
+    fast_from_f32(&c.mask, mvals);
+    free(mvals);
+
+    fas_tensor out = fast_tensor_2d(FAS_DTYPE_FLOAT16, FAS_FORMAT_FRACTAL_NZ, b * s, n * d);
+    fas_tensor probs = fast_tensor_4d(FAS_DTYPE_FLOAT16, FAS_FORMAT_FRACTAL_NZ, b, n, s, s);
+    fas_tensor dmask = fast_tensor_4d(FAS_DTYPE_UINT8, FAS_FORMAT_FRACTAL_NZ, b, n, s, s);
+    fas_tensor ref = fast_tensor_2d(FAS_DTYPE_FLOAT, FAS_FORMAT_ND, b * s, n * d);
+    assert_int_equal(attn_run_forward(&c, FAS_IMPL_AUTO, 0, 1, 0, &out, &probs, &dmask), FAS_OK);
+    assert_int_equal(attn_run_forward(&c, FAS_IMPL_REFERENCE, 0, 1, 0, &ref, NULL, NULL), FAS_OK);
+    int64_t n_p = b * n * s * s, n_out = b * s * n * d;
+    float *p = fast_to_f32(&probs);
+    uint8_t *m = fast_to_u8(&dmask);
+    for (int64_t i = 0; i < n_p; i++) {
+        if (i % s >= 6 && p[i] != 0.0f) fail_msg("P[%lld] = %g for a padded key", (long long)i, p[i]);
+        assert_int_equal(m[i], 1);
+    }
+    for (int64_t row = 0; row < b * n * s; row++) {
+        double sum = 0;
+        for (int64_t j = 0; j < s; j++) sum += p[row * s + j];
+        if (fabs(sum - 1.0) > 2e-3) fail_msg("row %lld sums to %.6f", (long long)row, sum);
+    }
+    float *o = fast_to_f32(&out), *oref = fast_to_f32(&ref);
+    double *oref_d = malloc((size_t)n_out * sizeof *oref_d);
+    assert_non_null(oref_d);
+    for (int64_t i = 0; i < n_out; i++) oref_d[i] = oref[i];
+    fast_close_stats st = fast_check_close("GV-F1 context", o, oref_d, n_out, FAST_RTOL, FAST_ATOL_FRAC);
+    printf("  GV-F1 [%lld,%lld,%lld,%lld]: max abs %.3g, max rel %.3g\n", (long long)b,
+           (long long)n, (long long)s, (long long)d, st.max_abs, st.max_rel);
+    assert_int_equal(st.failures, 0);
+    free(p);
+    free(m);
+    free(o);
+    free(oref);
+    free(oref_d);
+    fast_tensor_free(&out);
+    fast_tensor_free(&probs);
+    fast_tensor_free(&dmask);
+    fast_tensor_free(&ref);
+    attn_case_free(&c);
+}
+

@@ -37,6 +37,12 @@ fas_status attn_run_forward(const attn_case *c, fas_impl impl, int threads, uint
                             uint64_t offset, fas_tensor *out, fas_tensor *probs,
                             fas_tensor *dmask);
 
+/* GV-F1 of SEMANTICS.md §8 at shape [b, n, s, d]: q, k, v uniform [-3, 3], key padding of
+ * -10000 beyond key 5 broadcast as [b, 1, s, s], scale 0.125, keep 1. Asserts P == 0 for keys
+ * >= 6, rows summing to 1, an all-ones drop mask, and the context within the contract of the
+ * fp64 reference. */
+void attn_check_gv_f1(int64_t b, int64_t n, int64_t s, int64_t d);
+
 /* Print a one-line description of the case (for failure diagnosis). */
 void attn_case_print(const attn_case *c, int index);
 
