@@ -224,8 +224,9 @@ FAS_API void fas_manual_seed(uint64_t seed);
  * data is NULL), FAS_ERR_DTYPE, FAS_ERR_FORMAT, FAS_ERR_SHAPE (rank, dims, flag/shape mismatch,
  * size overflow), FAS_ERR_VALUE (scale not finite, keep_prob outside (0, 1], bad options),
  * FAS_ERR_ALIAS (an output overlaps an input or another output; inputs may share memory),
- * FAS_ERR_UNSUPPORTED (forced ISA not available); during the call FAS_ERR_NO_MEMORY (outputs may
- * then be partly written).
+ * FAS_ERR_UNSUPPORTED (forced ISA not available, or a per-head size Sq, Sk, D or Dv above
+ * INT_MAX, the BLAS int range); during the call FAS_ERR_NO_MEMORY (scratch is allocated before
+ * any output is written, so outputs are then untouched).
  * ------------------------------------------------------------------------------------------- */
 
 FAS_API fas_status fused_attention_score(const fas_tensor *query_layer,
@@ -277,8 +278,9 @@ FAS_API fas_status fused_attention_score_grad_ex(
 
 /* Fill ndim, dims and dtype of the forward's outputs from the inputs' dims and the flags:
  * attention_score 2-D FLOAT16, softmax_output 4-D FLOAT16, drop_mask 4-D UINT8. data and format
- * are left as they are; any output pointer may be NULL. Validates the input dims as the operator
- * does (statuses likewise) and writes nothing on failure. */
+ * are left as they are; any output pointer may be NULL. The inputs' data pointers are not read
+ * and may be NULL. Validates the input descriptors and dims as the operator does (statuses
+ * likewise) and writes nothing on failure. */
 FAS_API fas_status fas_attention_output_dims(const fas_tensor *query_layer,
                                              const fas_tensor *key_layer,
                                              const fas_tensor *value_layer, bool query_transpose,
@@ -288,7 +290,9 @@ FAS_API fas_status fas_attention_output_dims(const fas_tensor *query_layer,
                                              fas_tensor *softmax_output, fas_tensor *drop_mask);
 
 /* Fill ndim, dims and dtype (FLOAT16) of the backward's outputs; out_rank 2 gives the torch_npu
- * _grad layout [B*S, N*D], 4 gives [B, N, S, D]. Any output pointer may be NULL. */
+ * _grad layout [B*S, N*D], 4 gives [B, N, S, D]. Any output pointer may be NULL; the inputs'
+ * data pointers are not read. FAS_ERR_VALUE if out_rank is not 2 or 4; other statuses as for
+ * fas_attention_output_dims. */
 FAS_API fas_status fas_attention_grad_dims(const fas_tensor *query_layer,
                                            const fas_tensor *key_layer,
                                            const fas_tensor *value_layer, bool query_transpose,

@@ -22,9 +22,10 @@ static bool is_float_dtype(fas_dtype dt)
     return dt == FAS_DTYPE_FLOAT16 || dt == FAS_DTYPE_FLOAT || dt == FAS_DTYPE_BF16;
 }
 
-static fas_status check_float(const fas_tensor *t, const char *name, int ndim)
+static fas_status check_float_data(const fas_tensor *t, const char *name, int ndim,
+                                   bool need_data)
 {
-    fas_status st = fasi_check_tensor(t, name, true);
+    fas_status st = fasi_check_tensor(t, name, need_data);
     if (st != FAS_OK) return st;
     if (!is_float_dtype(t->dtype))
         return fasi_fail(FAS_ERR_DTYPE,
@@ -33,6 +34,11 @@ static fas_status check_float(const fas_tensor *t, const char *name, int ndim)
     if (t->ndim != ndim)
         return fasi_fail(FAS_ERR_SHAPE, "%s: ndim is %d but must be %d", name, t->ndim, ndim);
     return FAS_OK;
+}
+
+static fas_status check_float(const fas_tensor *t, const char *name, int ndim)
+{
+    return check_float_data(t, name, ndim, true);
 }
 
 /* One expected dim: its value and where the expectation comes from ("query_layer's D"). */
@@ -85,7 +91,7 @@ static fas_status check_scalars(double scale, double keep_prob)
     if (!isfinite(scale))
         return fasi_fail(FAS_ERR_VALUE, "scale: %g is not a finite number", scale);
     if (!(keep_prob > 0.0 && keep_prob <= 1.0))
-        return fasi_fail(FAS_ERR_VALUE, "keep_prob: %g is outside (0, 1]", keep_prob);
+        return fasi_fail(FAS_ERR_VALUE, "keep_prob: %.17g is outside (0, 1]", keep_prob);
     return FAS_OK;
 }
 
@@ -141,15 +147,18 @@ static fas_status resolve_options(const fas_options *o, resolved_options *r)
     return FAS_OK;
 }
 
-/* cblas takes int sizes: every per-head dim and leading dimension must fit. */
+/* cblas takes int sizes: every per-head dim (and so every leading dimension) must fit. */
 static fas_status check_blas_range(int64_t sq, int64_t sk, int64_t d, int64_t dv)
 {
-    int64_t big = sq > sk ? sq : sk;
-    if (d > big) big = d;
-    if (dv > big) big = dv;
-    if (big > INT_MAX)
-        return fasi_fail(FAS_ERR_UNSUPPORTED, "a per-head size (%lld) exceeds the BLAS int range",
-                         (long long)big);
+    const struct {
+        int64_t value;
+        const char *what;
+    } sizes[4] = {{sq, "query_layer: Sq"}, {d, "query_layer: D"}, {sk, "key_layer: Sk"},
+                  {dv, "value_layer: Dv"}};
+    for (int i = 0; i < 4; i++)
+        if (sizes[i].value > INT_MAX)
+            return fasi_fail(FAS_ERR_UNSUPPORTED, "%s = %lld exceeds the BLAS int range (%d)",
+                             sizes[i].what, (long long)sizes[i].value, INT_MAX);
     return FAS_OK;
 }
 
@@ -174,12 +183,12 @@ typedef struct fwd_shape {
 static fas_status infer_forward_shape(const fas_tensor *q, const fas_tensor *k,
                                       const fas_tensor *v, bool query_transpose,
                                       bool key_transpose, bool transpose_a, bool value_t,
-                                      fwd_shape *s)
+                                      bool need_data, fwd_shape *s)
 {
     fas_status st;
-    if ((st = check_float(q, "query_layer", 4)) != FAS_OK) return st;
-    if ((st = check_float(k, "key_layer", 4)) != FAS_OK) return st;
-    if ((st = check_float(v, "value_layer", 4)) != FAS_OK) return st;
+    if ((st = check_float_data(q, "query_layer", 4, need_data)) != FAS_OK) return st;
+    if ((st = check_float_data(k, "key_layer", 4, need_data)) != FAS_OK) return st;
+    if ((st = check_float_data(v, "value_layer", 4, need_data)) != FAS_OK) return st;
     s->b = q->dims[0];
     s->n = q->dims[1];
     s->sq = query_transpose ? q->dims[3] : q->dims[2];
@@ -261,7 +270,7 @@ static fas_status forward_impl(const fas_tensor *q, const fas_tensor *k, const f
     fwd_shape s;
     resolved_options ro;
     if ((st = infer_forward_shape(q, k, v, query_transpose, key_transpose, transpose_a,
-                                  transpose_b, &s)) != FAS_OK)
+                                  transpose_b, true, &s)) != FAS_OK)
         return st;
     if (mask && (st = check_mask(mask, &s)) != FAS_OK) return st;
     if ((st = check_scalars(scale, keep_prob)) != FAS_OK) return st;
@@ -393,7 +402,7 @@ fas_status fas_attention_output_dims(const fas_tensor *query_layer, const fas_te
     fwd_shape s;
     fas_status st = infer_forward_shape(query_layer, key_layer, value_layer, query_transpose,
                                         key_transpose, bmm_score_transpose_a,
-                                        bmm_score_transpose_b, &s);
+                                        bmm_score_transpose_b, false, &s);
     if (st != FAS_OK) return st;
     int64_t out_dims[2] = {s.b * s.sq, s.n * s.dv};
     int64_t p_dims[4] = {s.b, s.n, s.sq, s.sk};
@@ -441,7 +450,7 @@ static fas_status backward_impl(const fas_tensor *dout, const fas_tensor *probs,
     fwd_shape s;
     resolved_options ro;
     if ((st = infer_forward_shape(q, k, v, query_transpose, key_transpose, false,
-                                  value_transpose, &s)) != FAS_OK)
+                                  value_transpose, true, &s)) != FAS_OK)
         return st;
     if ((st = check_float(dout, "grad_output", 2)) != FAS_OK) return st;
     {
@@ -454,7 +463,7 @@ static fas_status backward_impl(const fas_tensor *dout, const fas_tensor *probs,
     if (dmask && (st = check_probs_like(dmask, "drop_mask", &s, true)) != FAS_OK) return st;
     if ((st = check_scalars(scale, keep_prob)) != FAS_OK) return st;
     if (!dmask && keep_prob < 1.0)
-        return fasi_fail(FAS_ERR_NULL_POINTER, "drop_mask: NULL but keep_prob is %g < 1",
+        return fasi_fail(FAS_ERR_NULL_POINTER, "drop_mask: NULL but keep_prob is %.17g < 1",
                          keep_prob);
     if ((st = check_grad_output(dq, "query_dx", &s, s.sq, "Sq", s.d, "D")) != FAS_OK) return st;
     if ((st = check_grad_output(dk, "key_dw", &s, s.sk, "Sk", s.d, "D")) != FAS_OK) return st;
@@ -529,7 +538,7 @@ fas_status fas_attention_grad_dims(const fas_tensor *query_layer, const fas_tens
     fasi_clear_error();
     fwd_shape s;
     fas_status st = infer_forward_shape(query_layer, key_layer, value_layer, query_transpose,
-                                        key_transpose, false, value_transpose,
+                                        key_transpose, false, value_transpose, false,
                                         &s);
     if (st != FAS_OK) return st;
     if (out_rank != 2 && out_rank != 4)
