@@ -15,6 +15,12 @@
 
 void fas_manual_seed(uint64_t seed) { fasi_generator_seed(seed); }
 
+const char *fas_simd_level(void)
+{
+    const fasi_kernels *k = fasi_kernels_for(fasi_cpu_best_isa());
+    return k ? k->name : "portable";
+}
+
 /* ---- small checks ------------------------------------------------------------------------- */
 
 static bool is_float_dtype(fas_dtype dt)

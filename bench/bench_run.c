@@ -1,0 +1,292 @@
+/* One benchmark case: build the operands, then per mode time the fused call, the GEMM floor and
+ * the naive pipeline, interleaved repeat by repeat so that noise from other processes on the
+ * machine hits all three alike, and measure the fused call's peak memory growth. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+const char *bench_mode_name(bench_mode mode)
+{
+    switch (mode) {
+    case BENCH_FWD: return "fwd";
+    case BENCH_FWD_PROBS: return "fwd_probs";
+    case BENCH_GRAD: return "grad";
+    default: return "?";
+    }
+}
+
+double bench_default_keep_prob(const bench_config *cfg, bench_mode mode)
+{
+    if (cfg->keep_prob_given) return cfg->keep_prob;
+    return mode == BENCH_FWD ? 1.0 : 0.9;
+}
+
+typedef struct case_state {
+    const bench_config *cfg;
+    const bench_shape *shape;
+    bench_operands ops;
+    fas_options options;
+    double scale;
+    char label[96];
+} case_state;
+
+static int report_failure(const case_state *cs, const char *what, bench_mode mode, fas_status st)
+{
+    fprintf(stderr, "fas_bench: %s failed (shape %s, mode %s): %s: %s\n", what, cs->label,
+            bench_mode_name(mode), fas_status_string(st), fas_last_error());
+    return 1;
+}
+
+static int report_oom(const case_state *cs, const char *what)
+{
+    fprintf(stderr, "fas_bench: out of memory allocating %s (shape %s)\n", what, cs->label);
+    return 1;
+}
+
+static uint64_t rng_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void fill_uniform(uint16_t *dst, size_t count, uint64_t *state)
+{
+    for (size_t i = 0; i < count; i++) {
+        float u = (float)(rng_next(state) >> 40) * 0x1p-23f - 1.0f; /* [-1, 1) */
+        dst[i] = fas_float_to_half(u);
+    }
+}
+
+static size_t elements(const fas_tensor *t)
+{
+    size_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= (size_t)t->dims[i];
+    return n;
+}
+
+/* Allocates storage for t in the configured format (its dims and dtype already set). */
+static int alloc_tensor(case_state *cs, fas_tensor *t, const char *name)
+{
+    t->format = cs->cfg->format;
+    t->data = NULL;
+    size_t bytes = fas_tensor_bytes(t);
+    t->data = bytes ? bench_alloc(bytes, 1) : NULL;
+    return t->data ? 0 : report_oom(cs, name);
+}
+
+/* Input t gets random fp16 values (or the mask pattern) in ND, then is cast to the format. */
+static int make_input(case_state *cs, fas_tensor *t, const char *name, int ndim,
+                      const int64_t *dims, bool is_mask, uint64_t *state)
+{
+    fas_tensor nd = {NULL, FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, ndim, {0}};
+    memcpy(nd.dims, dims, (size_t)ndim * sizeof *dims);
+    size_t count = elements(&nd);
+    nd.data = bench_alloc(count, sizeof(uint16_t));
+    if (!nd.data) return report_oom(cs, name);
+    uint16_t *h = nd.data;
+    if (is_mask) {
+        /* zeros, and -10000 on the last 10 % of the keys */
+        int64_t sk = dims[ndim - 1], first_masked = sk - sk / 10;
+        uint16_t masked = fas_float_to_half(-10000.0f);
+        for (size_t i = 0; i < count; i++)
+            h[i] = (int64_t)(i % (size_t)sk) >= first_masked ? masked : 0;
+    } else {
+        fill_uniform(h, count, state);
+    }
+    *t = nd;
+    if (cs->cfg->format == FAS_FORMAT_ND) return 0;
+    if (alloc_tensor(cs, t, name) != 0) {
+        bench_free(nd.data);
+        return 1;
+    }
+    fas_status st = fas_format_cast(&nd, t);
+    bench_free(nd.data);
+    if (st != FAS_OK) return report_failure(cs, "fas_format_cast", BENCH_FWD, st);
+    return 0;
+}
+
+static void free_operands(bench_operands *ops)
+{
+    fas_tensor *all[] = {&ops->q,     &ops->k,    &ops->v,  &ops->mask, &ops->out, &ops->probs,
+                         &ops->dmask, &ops->dout, &ops->dq, &ops->dk,   &ops->dv};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        bench_free(all[i]->data);
+        all[i]->data = NULL;
+    }
+}
+
+static int make_operands(case_state *cs, bool need_probs, bool need_grad)
+{
+    const bench_shape *s = cs->shape;
+    bench_operands *ops = &cs->ops;
+    memset(ops, 0, sizeof *ops);
+    uint64_t state = 0x5eed0f5eed0f5eedull;
+    const int64_t qd[4] = {s->b, s->n, s->sq, s->d}, kd[4] = {s->b, s->n, s->sk, s->d},
+                  vd[4] = {s->b, s->n, s->sk, s->dv}, md[4] = {s->b, 1, s->sq, s->sk},
+                  od[2] = {s->b * s->sq, s->n * s->dv};
+    if (make_input(cs, &ops->q, "query", 4, qd, false, &state) ||
+        make_input(cs, &ops->k, "key", 4, kd, false, &state) ||
+        make_input(cs, &ops->v, "value", 4, vd, false, &state) ||
+        make_input(cs, &ops->mask, "mask", 4, md, true, &state))
+        return 1;
+    if (need_grad && make_input(cs, &ops->dout, "grad_output", 2, od, false, &state)) return 1;
+
+    fas_status st = fas_attention_output_dims(&ops->q, &ops->k, &ops->v, false, false, false, false,
+                                              &ops->out, &ops->probs, &ops->dmask);
+    if (st != FAS_OK) return report_failure(cs, "fas_attention_output_dims", BENCH_FWD, st);
+    if (alloc_tensor(cs, &ops->out, "attention_score")) return 1;
+    if (need_probs && (alloc_tensor(cs, &ops->probs, "softmax_output") ||
+                       alloc_tensor(cs, &ops->dmask, "drop_mask")))
+        return 1;
+    if (need_grad) {
+        st = fas_attention_grad_dims(&ops->q, &ops->k, &ops->v, false, false, false, 2, &ops->dq,
+                                     &ops->dk, &ops->dv);
+        if (st != FAS_OK) return report_failure(cs, "fas_attention_grad_dims", BENCH_GRAD, st);
+        if (alloc_tensor(cs, &ops->dq, "query_dx") || alloc_tensor(cs, &ops->dk, "key_dw") ||
+            alloc_tensor(cs, &ops->dv, "value_dw"))
+            return 1;
+    }
+    return 0;
+}
+
+static fas_status run_fused(case_state *cs, bench_mode mode, double keep_prob)
+{
+    bench_operands *o = &cs->ops;
+    switch (mode) {
+    case BENCH_FWD:
+        /* fused_attention_score has no _ex variant; _fwd_ex without the optional outputs is the
+         * same computation and takes the thread count */
+        return fused_attention_score_fwd_ex(&o->q, &o->k, &o->v, &o->mask, cs->scale, keep_prob,
+                                            false, false, false, false, false, false, &o->out, NULL,
+                                            NULL, &cs->options);
+    case BENCH_FWD_PROBS:
+        return fused_attention_score_fwd_ex(&o->q, &o->k, &o->v, &o->mask, cs->scale, keep_prob,
+                                            false, false, false, false, false, false, &o->out,
+                                            &o->probs, &o->dmask, &cs->options);
+    case BENCH_GRAD:
+        return fused_attention_score_grad_ex(&o->dout, &o->probs, &o->q, &o->k, &o->v, &o->dmask,
+                                             cs->scale, keep_prob, false, false, false, false,
+                                             &o->dq, &o->dk, &o->dv, &cs->options);
+    default: return FAS_ERR_INTERNAL;
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void summarise(double *t, int n, double *median, double *min)
+{
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    *min = t[0];
+    *median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+static int run_mode(case_state *cs, bench_mode mode, bench_result *r)
+{
+    const bench_config *cfg = cs->cfg;
+    const bench_shape *s = cs->shape;
+    const double keep_prob = bench_default_keep_prob(cfg, mode);
+    fas_status st;
+
+    memset(r, 0, sizeof *r);
+    r->shape = *s;
+    r->mode = mode;
+    r->keep_prob = keep_prob;
+    double fwd_flop =
+        2.0 * (double)s->b * (double)s->n * (double)s->sq * (double)s->sk * (double)(s->d + s->dv);
+    r->gflop = (mode == BENCH_GRAD ? 2.0 : 1.0) * fwd_flop * 1e-9;
+
+    if (mode == BENCH_GRAD) {
+        /* the backward's inputs: probabilities and drop mask of a forward with the same
+         * keep_prob */
+        st = run_fused(cs, BENCH_FWD_PROBS, keep_prob);
+        if (st != FAS_OK) return report_failure(cs, "fused_attention_score_fwd_ex", mode, st);
+    }
+    const char *api =
+        mode == BENCH_GRAD ? "fused_attention_score_grad_ex" : "fused_attention_score_fwd_ex";
+
+    bench_baseline *bl = bench_baseline_create(cfg, s, mode, keep_prob, cs->scale, &cs->ops);
+    if (!bl) return report_oom(cs, "baseline buffers");
+
+    double *times = malloc(3 * (size_t)cfg->repeat * sizeof *times);
+    if (!times) {
+        bench_baseline_destroy(bl);
+        return report_oom(cs, "timings");
+    }
+    double *t_fused = times, *t_floor = times + cfg->repeat, *t_naive = times + 2 * cfg->repeat;
+    int rc = 0;
+
+    for (int w = 0; w < cfg->warmup && rc == 0; w++) {
+        st = run_fused(cs, mode, keep_prob);
+        if (st != FAS_OK) rc = report_failure(cs, api, mode, st);
+        bench_floor_run(bl);
+        bench_naive_run(bl);
+    }
+    if (rc == 0) {
+        bench_mem_probe probe;
+        bench_mem_begin(&probe);
+        st = run_fused(cs, mode, keep_prob);
+        r->mem_growth_kib = bench_mem_end(&probe);
+        r->mem_method = probe.method;
+        if (st != FAS_OK) rc = report_failure(cs, api, mode, st);
+    }
+    for (int i = 0; i < cfg->repeat && rc == 0; i++) {
+        double t0 = bench_now();
+        st = run_fused(cs, mode, keep_prob);
+        double t1 = bench_now();
+        if (st != FAS_OK) {
+            rc = report_failure(cs, api, mode, st);
+            break;
+        }
+        bench_floor_run(bl);
+        double t2 = bench_now();
+        bench_naive_run(bl);
+        double t3 = bench_now();
+        t_fused[i] = t1 - t0;
+        t_floor[i] = t2 - t1;
+        t_naive[i] = t3 - t2;
+    }
+    if (rc == 0) {
+        summarise(t_fused, cfg->repeat, &r->fused_median, &r->fused_min);
+        summarise(t_floor, cfg->repeat, &r->floor_median, &r->floor_min);
+        summarise(t_naive, cfg->repeat, &r->naive_median, &r->naive_min);
+    }
+    free(times);
+    bench_baseline_destroy(bl);
+    return rc;
+}
+
+int bench_run_case(const bench_config *cfg, const bench_shape *shape, const bench_mode *modes,
+                   int nmodes, bench_result *results)
+{
+    case_state cs;
+    memset(&cs, 0, sizeof cs);
+    cs.cfg = cfg;
+    cs.shape = shape;
+    cs.scale = 1.0 / sqrt((double)shape->d);
+    fas_options_init(&cs.options);
+    cs.options.num_threads = cfg->threads_requested;
+    snprintf(cs.label, sizeof cs.label, "%lld,%lld,%lld,%lld,%lld,%lld", (long long)shape->b,
+             (long long)shape->n, (long long)shape->sq, (long long)shape->sk, (long long)shape->d,
+             (long long)shape->dv);
+
+    bool need_probs = false, need_grad = false;
+    for (int i = 0; i < nmodes; i++) {
+        need_probs |= modes[i] != BENCH_FWD;
+        need_grad |= modes[i] == BENCH_GRAD;
+    }
+    bench_blas_single_thread();
+    fas_manual_seed(20260101);
+    int rc = make_operands(&cs, need_probs, need_grad);
+    for (int i = 0; i < nmodes && rc == 0; i++) rc = run_mode(&cs, modes[i], &results[i]);
+    free_operands(&cs.ops);
+    return rc;
+}

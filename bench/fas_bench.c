@@ -1,0 +1,569 @@
+/* fas_bench: the performance instrument of fused-attention (DESIGN.md §4).
+ *
+ * For each shape and mode it times the fused call (median and min over --repeat runs after
+ * --warmup runs) and, in the same process and interleaved with it, two baselines: the bare
+ * cblas_sgemm calls of the operator (the "GEMM floor") and a naive unfused fp32 pipeline
+ * (bench_baseline.c). It also reports the peak resident memory growth of one fused call.
+ *
+ * Every case runs in a child process of its own (fork), for two reasons: the memory probe needs
+ * a heap that earlier cases have not grown (bench_sys.c), and the parent must never start
+ * OpenMP, whose GNU runtime does not survive a fork once its thread pool exists. The child
+ * sends its results back through a pipe; --no-fork runs the cases in-process instead (for
+ * debuggers), and the memory column may then miss scratch that reuses memory freed by earlier
+ * cases. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+enum { MAX_SHAPES = 64 };
+
+typedef enum out_style { OUT_TABLE, OUT_CSV, OUT_JSON } out_style;
+
+typedef struct cli {
+    bench_config cfg;
+    bench_shape shapes[MAX_SHAPES];
+    int nshapes;
+    bench_mode modes[BENCH_MODE_COUNT];
+    int nmodes;
+    out_style style;
+    bool quick;
+    bool fork_cases;
+} cli;
+
+typedef struct env_info {
+    char cpu[256];
+    char simd_why[160];
+    const char *simd;
+    char blas[512];
+} env_info;
+
+static const bench_shape default_suite[] = {
+    {24, 16, 512, 512, 64, 64}, /* the torch_npu example shape */
+    {32, 12, 128, 128, 64, 64},
+    {8, 12, 384, 384, 64, 64},
+    {1, 16, 4096, 4096, 64, 64},
+};
+
+/* small and odd: Sq != Sk, Dv != D, sizes not multiples of 16 */
+static const bench_shape quick_suite[] = {
+    {2, 4, 128, 128, 64, 64},
+    {1, 8, 256, 256, 64, 64},
+    {2, 3, 100, 120, 40, 48},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f,
+        "usage: fas_bench [options]\n"
+        "\n"
+        "Times fused_attention_score (fp16) against the bare OpenBLAS GEMMs of the same\n"
+        "shapes (the GEMM floor) and a naive unfused fp32 pipeline, in the same run.\n"
+        "\n"
+        "  --shape B,N,Sq,Sk,D[,Dv]  a case (repeatable; Dv defaults to D). Without --shape:\n"
+        "                            24,16,512,512,64  32,12,128,128,64  8,12,384,384,64\n"
+        "                            1,16,4096,4096,64\n"
+        "  --quick                   small default suite for CI smoke tests:\n"
+        "                            2,4,128,128,64  1,8,256,256,64  2,3,100,120,40,48\n"
+        "  --mode M                  fwd | fwd_probs | grad | all, or a comma list (default all)\n"
+        "                              fwd       fused_attention_score (no softmax output)\n"
+        "                              fwd_probs fused_attention_score_fwd with softmax_output\n"
+        "                                        and drop_mask\n"
+        "                              grad      fused_attention_score_grad, 2-D outputs\n"
+        "  --keep-prob P             dropout keep probability (default 1.0 for fwd, 0.9 for\n"
+        "                            fwd_probs and grad)\n"
+        "  --format nd|nz            layout of every tensor (default nz = FRACTAL_NZ)\n"
+        "  --threads T               threads, 0 = all cores (default 0)\n"
+        "  --repeat R                timed runs per measurement (default 5)\n"
+        "  --warmup W                untimed runs first (default 1)\n"
+        "  --csv                     one CSV row per case and mode (machine info on stderr)\n"
+        "  --json                    a JSON array of objects (machine info also on stderr)\n"
+        "  --no-fork                 run cases in this process (for debuggers)\n"
+        "  --help                    this text\n");
+}
+
+static int parse_int(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_shape(const char *s, bench_shape *shape)
+{
+    long long v[6];
+    int count = 0;
+    const char *p = s;
+    while (count < 6) {
+        char *end;
+        errno = 0;
+        v[count] = strtoll(p, &end, 10);
+        if (errno || end == p || v[count] < 1 || v[count] > (1ll << 31)) return -1;
+        count++;
+        if (*end == '\0') break;
+        if (*end != ',') return -1;
+        p = end + 1;
+    }
+    if (count < 5) return -1;
+    if (count == 6 && strchr(p, ',') != NULL) return -1;
+    shape->b = v[0];
+    shape->n = v[1];
+    shape->sq = v[2];
+    shape->sk = v[3];
+    shape->d = v[4];
+    shape->dv = count == 6 ? v[5] : v[4];
+    return 0;
+}
+
+static int parse_modes(const char *s, cli *c)
+{
+    bool want[BENCH_MODE_COUNT] = {false, false, false};
+    char buf[64];
+    if (strlen(s) >= sizeof buf) return -1;
+    strcpy(buf, s);
+    for (char *tok = buf, *next; tok; tok = next) {
+        next = strchr(tok, ',');
+        if (next) *next++ = '\0';
+        if (strcmp(tok, "all") == 0)
+            want[BENCH_FWD] = want[BENCH_FWD_PROBS] = want[BENCH_GRAD] = true;
+        else if (strcmp(tok, "fwd") == 0)
+            want[BENCH_FWD] = true;
+        else if (strcmp(tok, "fwd_probs") == 0)
+            want[BENCH_FWD_PROBS] = true;
+        else if (strcmp(tok, "grad") == 0)
+            want[BENCH_GRAD] = true;
+        else
+            return -1;
+    }
+    c->nmodes = 0;
+    for (int m = 0; m < BENCH_MODE_COUNT; m++)
+        if (want[m]) c->modes[c->nmodes++] = (bench_mode)m;
+    return 0;
+}
+
+/* Returns 0 to run, 1 after --help, 2 on a usage error (message printed). */
+static int parse_cli(int argc, char **argv, cli *c)
+{
+    memset(c, 0, sizeof *c);
+    c->cfg.repeat = 5;
+    c->cfg.warmup = 1;
+    c->cfg.keep_prob = 1.0;
+    c->cfg.format = FAS_FORMAT_FRACTAL_NZ;
+    c->fork_cases = true;
+    c->style = OUT_TABLE;
+    parse_modes("all", c);
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        long long v;
+        bool takes = strcmp(a, "--shape") == 0 || strcmp(a, "--mode") == 0 ||
+                     strcmp(a, "--keep-prob") == 0 || strcmp(a, "--format") == 0 ||
+                     strcmp(a, "--threads") == 0 || strcmp(a, "--repeat") == 0 ||
+                     strcmp(a, "--warmup") == 0;
+        if (takes && !val) {
+            fprintf(stderr, "fas_bench: %s needs a value (see --help)\n", a);
+            return 2;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 1;
+        } else if (strcmp(a, "--shape") == 0) {
+            if (c->nshapes == MAX_SHAPES) {
+                fprintf(stderr, "fas_bench: at most %d --shape options\n", MAX_SHAPES);
+                return 2;
+            }
+            if (parse_shape(val, &c->shapes[c->nshapes]) != 0) {
+                fprintf(stderr,
+                        "fas_bench: --shape '%s': expected B,N,Sq,Sk,D[,Dv], positive integers\n",
+                        val);
+                return 2;
+            }
+            c->nshapes++;
+        } else if (strcmp(a, "--mode") == 0) {
+            if (parse_modes(val, c) != 0) {
+                fprintf(stderr, "fas_bench: --mode '%s': expected fwd, fwd_probs, grad or all\n",
+                        val);
+                return 2;
+            }
+        } else if (strcmp(a, "--keep-prob") == 0) {
+            char *end;
+            errno = 0;
+            c->cfg.keep_prob = strtod(val, &end);
+            if (errno || end == val || *end != '\0') {
+                fprintf(stderr, "fas_bench: --keep-prob '%s' is not a number\n", val);
+                return 2;
+            }
+            c->cfg.keep_prob_given = true;
+        } else if (strcmp(a, "--format") == 0) {
+            if (strcmp(val, "nd") == 0)
+                c->cfg.format = FAS_FORMAT_ND;
+            else if (strcmp(val, "nz") == 0)
+                c->cfg.format = FAS_FORMAT_FRACTAL_NZ;
+            else {
+                fprintf(stderr, "fas_bench: --format '%s': expected nd or nz\n", val);
+                return 2;
+            }
+        } else if (strcmp(a, "--threads") == 0) {
+            if (parse_int(val, 0, 4096, &v) != 0) {
+                fprintf(stderr, "fas_bench: --threads '%s': expected 0..4096\n", val);
+                return 2;
+            }
+            c->cfg.threads_requested = (int)v;
+        } else if (strcmp(a, "--repeat") == 0) {
+            if (parse_int(val, 1, 1000000, &v) != 0) {
+                fprintf(stderr, "fas_bench: --repeat '%s': expected a positive integer\n", val);
+                return 2;
+            }
+            c->cfg.repeat = (int)v;
+        } else if (strcmp(a, "--warmup") == 0) {
+            if (parse_int(val, 0, 1000000, &v) != 0) {
+                fprintf(stderr, "fas_bench: --warmup '%s': expected an integer >= 0\n", val);
+                return 2;
+            }
+            c->cfg.warmup = (int)v;
+        } else if (strcmp(a, "--csv") == 0) {
+            c->style = OUT_CSV;
+        } else if (strcmp(a, "--json") == 0) {
+            c->style = OUT_JSON;
+        } else if (strcmp(a, "--quick") == 0) {
+            c->quick = true;
+        } else if (strcmp(a, "--no-fork") == 0) {
+            c->fork_cases = false;
+        } else {
+            fprintf(stderr, "fas_bench: unknown option '%s' (see --help)\n", a);
+            return 2;
+        }
+        if (takes) i++;
+    }
+    if (c->nshapes == 0) {
+        const bench_shape *suite = c->quick ? quick_suite : default_suite;
+        size_t n = c->quick ? sizeof quick_suite / sizeof quick_suite[0]
+                            : sizeof default_suite / sizeof default_suite[0];
+        for (size_t i = 0; i < n; i++) c->shapes[c->nshapes++] = suite[i];
+    }
+    c->cfg.threads = bench_resolve_threads(c->cfg.threads_requested);
+    return 0;
+}
+
+/* ---- output -------------------------------------------------------------------------------- */
+
+static const char *format_name(fas_format f) { return f == FAS_FORMAT_ND ? "nd" : "nz"; }
+
+static void shape_label(const bench_shape *s, char *buf, size_t size)
+{
+    if (s->dv == s->d)
+        snprintf(buf, size, "%lld,%lld,%lld,%lld,%lld", (long long)s->b, (long long)s->n,
+                 (long long)s->sq, (long long)s->sk, (long long)s->d);
+    else
+        snprintf(buf, size, "%lld,%lld,%lld,%lld,%lld,%lld", (long long)s->b, (long long)s->n,
+                 (long long)s->sq, (long long)s->sk, (long long)s->d, (long long)s->dv);
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static void
+header_line(FILE *f, const char *prefix, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(f, "%s%-14s ", prefix, key);
+    vfprintf(f, fmt, ap);
+    fputc('\n', f);
+    va_end(ap);
+}
+
+static void print_header(FILE *f, const char *prefix, const cli *c, const env_info *env)
+{
+    const bench_config *cfg = &c->cfg;
+    fprintf(f, "%sfas_bench: fused_attention_score on the CPU (fp16 tensors)\n", prefix);
+    header_line(f, prefix, "library", "fused-attention %s", fas_version_string());
+    header_line(f, prefix, "cpu", "%s (%d cores online)", env->cpu, bench_online_cores());
+    header_line(f, prefix, "SIMD path", "%s (%s)", env->simd, env->simd_why);
+    header_line(f, prefix, "blas", "%s", env->blas);
+    const char *vars[] = {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                          "OMP_NUM_THREADS",   "OMP_PROC_BIND",    "OMP_PLACES",
+                          "GOMP_CPU_AFFINITY"};
+    char envs[1024] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && used < sizeof envs)
+            used += (size_t)snprintf(envs + used, sizeof envs - used, "%s%s=%s", used ? " " : "",
+                                     vars[i], v);
+    }
+    header_line(f, prefix, "environment", "%s",
+                used ? envs : "OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE, OMP_* not set");
+    if (cfg->threads_requested == 0)
+        header_line(f, prefix, "threads", "%d (--threads 0 = all cores)", cfg->threads);
+    else
+        header_line(f, prefix, "threads", "%d", cfg->threads);
+    char keep[64];
+    if (cfg->keep_prob_given)
+        snprintf(keep, sizeof keep, "%g", cfg->keep_prob);
+    else
+        snprintf(keep, sizeof keep, "1 fwd, 0.9 fwd_probs/grad");
+    header_line(f, prefix, "runs", "format %s, warm-up %d, repeat %d, keep_prob %s",
+                format_name(cfg->format), cfg->warmup, cfg->repeat, keep);
+    header_line(f, prefix, "inputs",
+                "uniform [-1,1) fp16; mask [B,1,Sq,Sk] 0 / -10000 on the last 10%% of keys; "
+                "scale 1/sqrt(D)");
+}
+
+static void print_legend(FILE *f)
+{
+    fprintf(
+        f,
+        "\nmedian, min   wall time of one fused call over the repeats (CLOCK_MONOTONIC)\n"
+        "GFLOP/s       2*B*N*Sq*Sk*(D+Dv) (x2 for grad) / median\n"
+        "floor         median time of the bare cblas_sgemm calls of the same shapes (whole heads,\n"
+        "              fp32 buffers ready, same threads); x floor = fused median / floor median\n"
+        "naive         median time of an unfused fp32 pipeline (fp16->fp32, full score matrix,\n"
+        "              one pass per step, permute, fp32->fp16); x fused = naive / fused\n"
+        "peak MiB      peak resident memory growth of one fused call (VmHWM, own process);\n"
+        "              '>' marks a lower bound (peak could not be reset)\n");
+}
+
+static void print_table_head(void)
+{
+    printf("\n%-22s %-9s %-3s %5s %10s %10s %8s %10s %7s %10s %7s %9s\n", "shape B,N,Sq,Sk,D",
+           "mode", "fmt", "keep", "median ms", "min ms", "GFLOP/s", "floor ms", "x floor",
+           "naive ms", "x fused", "peak MiB");
+}
+
+static void mem_text(const bench_result *r, char *buf, size_t size)
+{
+    if (r->mem_growth_kib < 0 || r->mem_method == BENCH_MEM_NONE)
+        snprintf(buf, size, "-");
+    else
+        snprintf(buf, size, "%s%.1f", r->mem_method == BENCH_MEM_LOWER_BOUND ? ">" : "",
+                 (double)r->mem_growth_kib / 1024.0);
+}
+
+static const char *mem_method_name(bench_mem_method m)
+{
+    return m == BENCH_MEM_RESET ? "reset" : m == BENCH_MEM_LOWER_BOUND ? "lower_bound" : "none";
+}
+
+static void print_table_row(const cli *c, const bench_result *r)
+{
+    char label[96], mem[32];
+    shape_label(&r->shape, label, sizeof label);
+    mem_text(r, mem, sizeof mem);
+    printf("%-22s %-9s %-3s %5.2f %10.2f %10.2f %8.1f %10.2f %7.2f %10.2f %7.2f %9s\n", label,
+           bench_mode_name(r->mode), format_name(c->cfg.format), r->keep_prob,
+           r->fused_median * 1e3, r->fused_min * 1e3, r->gflop / r->fused_median,
+           r->floor_median * 1e3, r->fused_median / r->floor_median, r->naive_median * 1e3,
+           r->naive_median / r->fused_median, mem);
+}
+
+static const char *csv_columns =
+    "b,n,sq,sk,d,dv,mode,format,threads,keep_prob,warmup,repeat,gflop,fused_median_ms,"
+    "fused_min_ms,gflops,floor_median_ms,floor_min_ms,floor_gflops,fused_over_floor,"
+    "naive_median_ms,naive_min_ms,naive_over_fused,peak_rss_growth_kib,peak_rss_method";
+
+static void print_csv_row(const cli *c, const bench_result *r)
+{
+    const bench_shape *s = &r->shape;
+    printf("%lld,%lld,%lld,%lld,%lld,%lld,%s,%s,%d,%g,%d,%d,%.6f,%.4f,%.4f,%.3f,%.4f,%.4f,%.3f,"
+           "%.4f,%.4f,%.4f,%.4f,%lld,%s\n",
+           (long long)s->b, (long long)s->n, (long long)s->sq, (long long)s->sk, (long long)s->d,
+           (long long)s->dv, bench_mode_name(r->mode), format_name(c->cfg.format), c->cfg.threads,
+           r->keep_prob, c->cfg.warmup, c->cfg.repeat, r->gflop, r->fused_median * 1e3,
+           r->fused_min * 1e3, r->gflop / r->fused_median, r->floor_median * 1e3,
+           r->floor_min * 1e3, r->gflop / r->floor_median, r->fused_median / r->floor_median,
+           r->naive_median * 1e3, r->naive_min * 1e3, r->naive_median / r->fused_median,
+           (long long)r->mem_growth_kib, mem_method_name(r->mem_method));
+}
+
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+static void print_json_object(const cli *c, const env_info *env, const bench_result *r, bool first)
+{
+    const bench_shape *s = &r->shape;
+    printf("%s  {\"b\": %lld, \"n\": %lld, \"sq\": %lld, \"sk\": %lld, \"d\": %lld, \"dv\": %lld, "
+           "\"mode\": \"%s\", \"format\": \"%s\", \"threads\": %d, \"keep_prob\": %g, "
+           "\"warmup\": %d, \"repeat\": %d, \"gflop\": %.6f,\n",
+           first ? "" : ",\n", (long long)s->b, (long long)s->n, (long long)s->sq, (long long)s->sk,
+           (long long)s->d, (long long)s->dv, bench_mode_name(r->mode), format_name(c->cfg.format),
+           c->cfg.threads, r->keep_prob, c->cfg.warmup, c->cfg.repeat, r->gflop);
+    printf("   \"fused_median_ms\": %.4f, \"fused_min_ms\": %.4f, \"gflops\": %.3f, "
+           "\"floor_median_ms\": %.4f, \"floor_min_ms\": %.4f, \"floor_gflops\": %.3f, "
+           "\"fused_over_floor\": %.4f,\n",
+           r->fused_median * 1e3, r->fused_min * 1e3, r->gflop / r->fused_median,
+           r->floor_median * 1e3, r->floor_min * 1e3, r->gflop / r->floor_median,
+           r->fused_median / r->floor_median);
+    printf("   \"naive_median_ms\": %.4f, \"naive_min_ms\": %.4f, \"naive_over_fused\": %.4f, "
+           "\"peak_rss_growth_kib\": %lld, \"peak_rss_method\": \"%s\",\n",
+           r->naive_median * 1e3, r->naive_min * 1e3, r->naive_median / r->fused_median,
+           (long long)r->mem_growth_kib, mem_method_name(r->mem_method));
+    printf("   \"library_version\": ");
+    json_string(fas_version_string());
+    printf(", \"cpu\": ");
+    json_string(env->cpu);
+    printf(", \"simd\": ");
+    json_string(env->simd);
+    printf(", \"blas\": ");
+    json_string(env->blas);
+    printf("}");
+}
+
+/* ---- running a case ------------------------------------------------------------------------ */
+
+static int write_all(int fd, const void *buf, size_t size)
+{
+    const char *p = buf;
+    while (size) {
+        ssize_t w = write(fd, p, size);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w;
+        size -= (size_t)w;
+    }
+    return 0;
+}
+
+static int read_all(int fd, void *buf, size_t size)
+{
+    char *p = buf;
+    while (size) {
+        ssize_t r = read(fd, p, size);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        p += r;
+        size -= (size_t)r;
+    }
+    return 0;
+}
+
+static int run_case(const cli *c, const bench_shape *shape, bench_result *results)
+{
+    if (!c->fork_cases) return bench_run_case(&c->cfg, shape, c->modes, c->nmodes, results);
+
+    char label[96];
+    shape_label(shape, label, sizeof label);
+    int fds[2];
+    if (pipe(fds) != 0) {
+        perror("fas_bench: pipe");
+        return 1;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fas_bench: fork");
+        close(fds[0]);
+        close(fds[1]);
+        return 1;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        int rc = bench_run_case(&c->cfg, shape, c->modes, c->nmodes, results);
+        if (rc == 0 && write_all(fds[1], results, sizeof *results * (size_t)c->nmodes) != 0) rc = 1;
+        close(fds[1]);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    close(fds[1]);
+    int got = read_all(fds[0], results, sizeof *results * (size_t)c->nmodes);
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            perror("fas_bench: waitpid");
+            return 1;
+        }
+    }
+    if (WIFSIGNALED(status)) {
+        fprintf(stderr, "fas_bench: shape %s: benchmark process killed by signal %d\n", label,
+                WTERMSIG(status));
+        return 1;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1; /* the child said why */
+    if (got != 0) {
+        fprintf(stderr, "fas_bench: shape %s: results lost between processes\n", label);
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    cli c;
+    int rc = parse_cli(argc, argv, &c);
+    if (rc == 1) return 0;
+    if (rc != 0) return 2;
+
+    env_info env;
+    bench_cpu_model(env.cpu, sizeof env.cpu);
+    (void)bench_expected_simd(env.simd_why, sizeof env.simd_why);
+    env.simd = fas_simd_level();
+    bench_blas_description(env.blas, sizeof env.blas);
+
+    double start = bench_now();
+    if (c.style == OUT_TABLE) {
+        print_header(stdout, "", &c, &env);
+        print_table_head();
+    } else {
+        print_header(stderr, "# ", &c, &env);
+        if (c.style == OUT_CSV) printf("%s\n", csv_columns);
+        if (c.style == OUT_JSON) printf("[\n");
+    }
+    fflush(stdout);
+
+    bool first = true;
+    for (int i = 0; i < c.nshapes; i++) {
+        bench_result results[BENCH_MODE_COUNT];
+        memset(results, 0, sizeof results);
+        if (run_case(&c, &c.shapes[i], results) != 0) {
+            if (c.style == OUT_JSON) printf("\n]\n");
+            fflush(stdout);
+            fprintf(stderr, "fas_bench: stopped after a failure\n");
+            return 1;
+        }
+        for (int m = 0; m < c.nmodes; m++) {
+            if (c.style == OUT_TABLE)
+                print_table_row(&c, &results[m]);
+            else if (c.style == OUT_CSV)
+                print_csv_row(&c, &results[m]);
+            else
+                print_json_object(&c, &env, &results[m], first);
+            first = false;
+        }
+        fflush(stdout);
+    }
+    double elapsed = bench_now() - start;
+    if (c.style == OUT_TABLE) {
+        print_legend(stdout);
+        printf("\ntotal run time %.1f s\n", elapsed);
+    } else {
+        if (c.style == OUT_JSON) printf("\n]\n");
+        fprintf(stderr, "# total run time %.1f s\n", elapsed);
+    }
+    return 0;
+}
