@@ -29,10 +29,12 @@ typedef struct fasi_kernels {
     void (*bf16_to_f32)(const uint16_t *src, float *dst, size_t n);
     void (*f32_to_bf16)(const float *src, uint16_t *dst, size_t n);
 
-    /* Row kernels on fp32 rows of n elements (n may be 0). */
+    /* Row kernels on fp32 rows of n elements (n may be 0). Every level computes the same
+     * formulas in the same order (sums: 32 partial sums, element j into partial j % 32, then a
+     * fixed tree; see exp_poly.h), so results are bit-identical across levels. */
     float (*row_max)(const float *x, size_t n); /* -inf if n == 0 or all -inf; NaN if any NaN */
     /* x[j] = exp(x[j] - shift) in place; returns the sum of the new x (fp32 accumulation).
-     * exp is accurate to within 2 ulp over the whole float range (exp(-inf) = 0). */
+     * exp is within 1 ulp over the whole float range (exp(-inf) = 0, overflow to inf). */
     float (*exp_shift_sum)(float *x, size_t n, float shift);
     void (*scale)(float *x, size_t n, float s);                 /* x *= s */
     void (*add)(float *x, const float *y, size_t n);            /* x += y */

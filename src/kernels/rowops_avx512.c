@@ -1,4 +1,221 @@
-/* avx512 specialisations of the rowops kernels (none yet: the level below is used). */
+/* AVX-512 row kernels of the softmax / dropout passes.
+ *
+ * Same formulas and operation order as rowops_portable.c and rowops_avx2.c (mul and add kept
+ * separate: -ffp-contract=off and no FMA intrinsic), so every kernel except row_max is
+ * bit-identical to the portable one; row_max is equal in value. Sums follow the canonical
+ * 32-way order of kernels/exp_poly.h: two 16-lane accumulators hold partial sums 0-15 and
+ * 16-31. Tails use masked loads and stores, which never touch memory outside the row. */
+#include <immintrin.h>
+#include <math.h>
+
+#include "kernels/exp_poly.h"
 #include "kernels/isa.h"
 
-void fasi_register_rowops_avx512(fasi_kernels *k) { (void)k; }
+/* Lanes i < m set, for 0 <= m <= 16. */
+static inline __mmask16 tail_mask(size_t m) { return (__mmask16)((1u << m) - 1u); }
+
+/* fasi_exp on 16 lanes, step for step. */
+static inline __m512 exp16(__m512 x)
+{
+    /* keep: lanes not below FASI_EXP_ZERO (the ordered compare keeps NaN lanes); min(a, b)
+     * returns b when either is NaN, so a NaN input passes through. */
+    __mmask16 keep = (__mmask16)~_mm512_cmp_ps_mask(x, _mm512_set1_ps(FASI_EXP_ZERO), _CMP_LT_OQ);
+    __m512 xc = _mm512_min_ps(_mm512_set1_ps(FASI_EXP_MAX), _mm512_maskz_mov_ps(keep, x));
+    __m512 t = _mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(FASI_EXP_LOG2E)),
+                             _mm512_set1_ps(FASI_EXP_ROUND));
+    __m512 kf = _mm512_sub_ps(t, _mm512_set1_ps(FASI_EXP_ROUND));
+    __m512 r = _mm512_sub_ps(xc, _mm512_mul_ps(kf, _mm512_set1_ps(FASI_EXP_LN2_HI)));
+    r = _mm512_sub_ps(r, _mm512_mul_ps(kf, _mm512_set1_ps(FASI_EXP_LN2_LO)));
+    __m512 q = _mm512_set1_ps(FASI_EXP_C4);
+    q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(FASI_EXP_C3));
+    q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(FASI_EXP_C2));
+    q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(FASI_EXP_C1));
+    q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(FASI_EXP_C0));
+    __m512 y = _mm512_add_ps(_mm512_set1_ps(1.0f),
+                             _mm512_add_ps(r, _mm512_mul_ps(_mm512_mul_ps(r, r), q)));
+    __m512i u = _mm512_add_epi32(
+        _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32((int)FASI_EXP_ROUND_BITS)),
+        _mm512_set1_epi32(256));
+    __m512i h = _mm512_srli_epi32(u, 1);
+    __m512i one = _mm512_set1_epi32(1);
+    __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_sub_epi32(h, one), 23));
+    __m512 s2 =
+        _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_sub_epi32(_mm512_sub_epi32(u, h), one), 23));
+    return _mm512_maskz_mov_ps(keep, _mm512_mul_ps(_mm512_mul_ps(y, s1), s2));
+}
+
+/* Canonical reduction of partial sums 0-15 (a0) and 16-31 (a1). */
+static inline float reduce_lanes(__m512 a0, __m512 a1)
+{
+    __m512 b = _mm512_add_ps(a0, a1);
+    __m256 c = _mm256_add_ps(_mm512_castps512_ps256(b), _mm512_extractf32x8_ps(b, 1));
+    __m128 v = _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_shuffle_ps(v, v, 1));
+    return _mm_cvtss_f32(v);
+}
+
+static float first_nan(const float *x, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        if (isnan(x[j])) return x[j];
+    }
+    return NAN;
+}
+
+static float row_max(const float *x, size_t n)
+{
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    __m512 m0 = ninf, m1 = ninf;
+    __mmask16 bad = 0;
+    size_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m512 v0 = _mm512_loadu_ps(x + j), v1 = _mm512_loadu_ps(x + j + 16);
+        m0 = _mm512_max_ps(m0, v0);
+        m1 = _mm512_max_ps(m1, v1);
+        bad |= _mm512_cmp_ps_mask(v0, v1, _CMP_UNORD_Q);
+    }
+    for (; j < n; j += 16) {
+        __mmask16 mask = n - j >= 16 ? (__mmask16)0xffff : tail_mask(n - j);
+        __m512 v = _mm512_mask_loadu_ps(ninf, mask, x + j);
+        m0 = _mm512_max_ps(m0, v);
+        bad |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    }
+    if (bad) return first_nan(x, n);
+    __m512 m = _mm512_max_ps(m0, m1);
+    __m256 c = _mm256_max_ps(_mm512_castps512_ps256(m), _mm512_extractf32x8_ps(m, 1));
+    __m128 v = _mm_max_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
+    v = _mm_max_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_max_ss(v, _mm_shuffle_ps(v, v, 1));
+    return _mm_cvtss_f32(v);
+}
+
+static inline __m512 exp_full(float *x, __m512 shift)
+{
+    __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x), shift));
+    _mm512_storeu_ps(x, e);
+    return e;
+}
+
+/* acc + exp(x[j..] - shift) for the 16 (or n - j, if fewer) elements at j, stored back; lanes
+ * past the row keep acc unchanged (the same as adding +0). */
+static inline __m512 exp_chunk(__m512 acc, float *x, size_t j, size_t n, __m512 shift)
+{
+    if (n - j >= 16) return _mm512_add_ps(acc, exp_full(x + j, shift));
+    __mmask16 mask = tail_mask(n - j);
+    __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + j), shift));
+    _mm512_mask_storeu_ps(x + j, mask, e);
+    return _mm512_mask_add_ps(acc, mask, acc, e);
+}
+
+static float exp_shift_sum(float *x, size_t n, float shift)
+{
+    const __m512 sh = _mm512_set1_ps(shift);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    size_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        a0 = _mm512_add_ps(a0, exp_full(x + j, sh));
+        a1 = _mm512_add_ps(a1, exp_full(x + j + 16, sh));
+    }
+    if (j < n) a0 = exp_chunk(a0, x, j, n, sh);
+    if (j + 16 < n) a1 = exp_chunk(a1, x, j + 16, n, sh);
+    return reduce_lanes(a0, a1);
+}
+
+static void scale(float *x, size_t n, float s)
+{
+    const __m512 vs = _mm512_set1_ps(s);
+    size_t j = 0;
+    for (; j + 16 <= n; j += 16) _mm512_storeu_ps(x + j, _mm512_mul_ps(_mm512_loadu_ps(x + j), vs));
+    if (j < n) {
+        __mmask16 mask = tail_mask(n - j);
+        _mm512_mask_storeu_ps(x + j, mask, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x + j), vs));
+    }
+}
+
+static void add(float *x, const float *y, size_t n)
+{
+    size_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        _mm512_storeu_ps(x + j, _mm512_add_ps(_mm512_loadu_ps(x + j), _mm512_loadu_ps(y + j)));
+    }
+    if (j < n) {
+        __mmask16 mask = tail_mask(n - j);
+        _mm512_mask_storeu_ps(
+            x + j, mask,
+            _mm512_add_ps(_mm512_maskz_loadu_ps(mask, x + j), _mm512_maskz_loadu_ps(mask, y + j)));
+    }
+}
+
+static inline __m512 mul_full(const float *a, const float *b)
+{
+    return _mm512_mul_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(b));
+}
+
+/* acc + a[j..] * b[j..] for the 16 (or fewer) elements at j; lanes past the row keep acc. */
+static inline __m512 dot_chunk(__m512 acc, const float *a, const float *b, size_t j, size_t n)
+{
+    if (n - j >= 16) return _mm512_add_ps(acc, mul_full(a + j, b + j));
+    __mmask16 mask = tail_mask(n - j);
+    __m512 p =
+        _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, a + j), _mm512_maskz_loadu_ps(mask, b + j));
+    return _mm512_mask_add_ps(acc, mask, acc, p);
+}
+
+static float dot(const float *a, const float *b, size_t n)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    size_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        a0 = _mm512_add_ps(a0, mul_full(a + j, b + j));
+        a1 = _mm512_add_ps(a1, mul_full(a + j + 16, b + j + 16));
+    }
+    if (j < n) a0 = dot_chunk(a0, a, b, j, n);
+    if (j + 16 < n) a1 = dot_chunk(a1, a, b, j + 16, n);
+    return reduce_lanes(a0, a1);
+}
+
+static void dropout_apply(float *x, const uint8_t *keep, size_t n, float s)
+{
+    const __m512 vs = _mm512_set1_ps(s);
+    size_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m128i k = _mm_loadu_si128((const __m128i *)(const void *)(keep + j));
+        __mmask16 kept = _mm_test_epi8_mask(k, k);
+        _mm512_storeu_ps(x + j, _mm512_maskz_mul_ps(kept, _mm512_loadu_ps(x + j), vs));
+    }
+    if (j < n) {
+        __mmask16 mask = tail_mask(n - j);
+        __m128i k = _mm_maskz_loadu_epi8(mask, keep + j);
+        __mmask16 kept = _mm_test_epi8_mask(k, k);
+        _mm512_mask_storeu_ps(x + j, mask,
+                              _mm512_maskz_mul_ps(kept, _mm512_maskz_loadu_ps(mask, x + j), vs));
+    }
+}
+
+static void softmax_bwd(float *dp, const float *p, size_t n, float c, float s)
+{
+    const __m512 vc = _mm512_set1_ps(c), vs = _mm512_set1_ps(s);
+    size_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512 sp = _mm512_mul_ps(vs, _mm512_loadu_ps(p + j));
+        _mm512_storeu_ps(dp + j, _mm512_mul_ps(sp, _mm512_sub_ps(_mm512_loadu_ps(dp + j), vc)));
+    }
+    if (j < n) {
+        __mmask16 mask = tail_mask(n - j);
+        __m512 sp = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(mask, p + j));
+        __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(mask, dp + j), vc);
+        _mm512_mask_storeu_ps(dp + j, mask, _mm512_mul_ps(sp, d));
+    }
+}
+
+void fasi_register_rowops_avx512(fasi_kernels *k)
+{
+    k->row_max = row_max;
+    k->exp_shift_sum = exp_shift_sum;
+    k->scale = scale;
+    k->add = add;
+    k->dot = dot;
+    k->dropout_apply = dropout_apply;
+    k->softmax_bwd = softmax_bwd;
+}

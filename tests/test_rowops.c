@@ -1,0 +1,578 @@
+/* Row kernels of the softmax / dropout passes (kernels/isa.h) at every ISA level: the exp
+ * accuracy contract over the float range, each kernel against an fp64 reference with derived
+ * bounds or against the exact fp32 expression, bit-identity of the SIMD levels with the
+ * portable one (the design of kernels/exp_poly.h), NaN and -inf semantics, tails, unaligned rows
+ * and rows that end at an unmapped page. */
+#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS on glibc */
+
+#include <float.h>
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fas_test.h"
+#include "kernels/isa.h"
+
+#if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
+#define MAP_ANONYMOUS MAP_ANON
+#endif
+
+#define UNIT_ROUNDOFF 0x1p-24
+#define SUM_LANES 32 /* the canonical summation width of kernels/exp_poly.h */
+#define MAX_N 300
+#define GUARD 40 /* floats of canary after an output row */
+
+static uint32_t bits_of(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float float_of(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Same bits, or both NaN (payloads are not part of any contract). */
+static bool same_float(float a, float b)
+{
+    return bits_of(a) == bits_of(b) || (isnan(a) && isnan(b));
+}
+
+static const fasi_kernels *level_or_skip(fasi_isa isa)
+{
+    const fasi_kernels *k = fasi_kernels_for(isa);
+    if (k == NULL) {
+        printf("level %d not available on this CPU or build\n", (int)isa);
+        skip();
+    }
+    return k;
+}
+
+static const fasi_kernels *portable(void) { return fasi_kernels_for(FASI_ISA_PORTABLE); }
+
+/* |got - exact| in units of the last place of exact rounded to float (2^-149 for subnormals
+ * and zero). A result that should overflow must be +inf, and +inf is wrong anywhere else. */
+static double ulp_error(float got, double exact)
+{
+    float rounded = (float)exact;
+    if (isinf(rounded)) return (isinf(got) && got > 0) ? 0.0 : INFINITY;
+    if (!isfinite(got)) return INFINITY;
+    int e;
+    (void)frexp((double)rounded, &e);
+    double ulp = ldexp(1.0, e - 24);
+    if (ulp < 0x1p-149) ulp = 0x1p-149;
+    return fabs((double)got - exact) / ulp;
+}
+
+/* ---- exp accuracy ------------------------------------------------------------------------- */
+
+typedef struct bit_range {
+    uint32_t first, last, step;
+} bit_range;
+
+typedef struct exp_stats {
+    double worst;
+    float worst_x;
+    uint64_t count;
+} exp_stats;
+
+enum { EXP_CHUNK = 4096 };
+
+/* Runs in[0..cnt) through exp_shift_sum with shift 0 (x - 0 is x for every x, -0 and NaN
+ * included), checks <= 2 ulp and, for a SIMD level, bit-identity with the portable level. */
+static void exp_chunk_check(const fasi_kernels *k, const float *in, size_t cnt, float *out,
+                            float *pout, exp_stats *st)
+{
+    memcpy(out, in, cnt * sizeof *out);
+    (void)k->exp_shift_sum(out, cnt, 0.0f);
+    if (k->isa != FASI_ISA_PORTABLE) {
+        memcpy(pout, in, cnt * sizeof *pout);
+        (void)portable()->exp_shift_sum(pout, cnt, 0.0f);
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        double e =
+            isnan(in[i]) ? (isnan(out[i]) ? 0.0 : INFINITY) : ulp_error(out[i], exp((double)in[i]));
+        if (e > st->worst) {
+            st->worst = e;
+            st->worst_x = in[i];
+        }
+        if (e > 2.0) {
+            printf("%s exp(%a) = %a, correctly rounded %a: %.3f ulp\n", k->name, in[i], out[i],
+                   (float)exp((double)in[i]), e);
+            fail();
+        }
+        if (k->isa != FASI_ISA_PORTABLE && !same_float(out[i], pout[i])) {
+            printf("%s exp(%a) = %a but portable gives %a\n", k->name, in[i], out[i], pout[i]);
+            fail();
+        }
+    }
+    st->count += cnt;
+}
+
+static void check_exp_accuracy(fasi_isa isa)
+{
+    const fasi_kernels *k = level_or_skip(isa);
+    if (isa != FASI_ISA_PORTABLE) {
+        /* meant for the SIMD kernel, not the inherited portable one */
+        assert_ptr_not_equal(k->exp_shift_sum, portable()->exp_shift_sum);
+    }
+    /* Every 64th bit pattern of [+0, 89] and [-0, -104], then every float within 4096 patterns
+     * of the points where the result changes regime: underflow to zero (-150 ln 2), the
+     * subnormal boundary (-126 ln 2), overflow (ln FLT_MAX), the clamp bounds, the ends of the
+     * reduced interval (+-ln2/2, +-3 ln2/2) and 0, 1, -1. */
+    const float centres[] = {-103.972077f, -87.3365448f, 88.7228394f, 89.0f,        -104.0f,
+                             0.34657359f,  -0.34657359f, 1.03972077f, -1.03972077f, 1.0f,
+                             -1.0f,        0x1p-126f,    -0x1p-126f};
+    bit_range ranges[2 + sizeof centres / sizeof centres[0]];
+    size_t nr = 0;
+    ranges[nr++] = (bit_range){0x00000000u, bits_of(89.0f), 64};
+    ranges[nr++] = (bit_range){0x80000000u, bits_of(-104.0f), 64};
+    for (size_t c = 0; c < sizeof centres / sizeof centres[0]; c++) {
+        uint32_t b = bits_of(centres[c]);
+        ranges[nr++] = (bit_range){b - 4096u, b + 4096u, 1};
+    }
+
+    float *in = malloc(EXP_CHUNK * sizeof *in), *out = malloc(EXP_CHUNK * sizeof *out),
+          *pout = malloc(EXP_CHUNK * sizeof *pout);
+    assert_non_null(in);
+    assert_non_null(out);
+    assert_non_null(pout);
+    exp_stats st = {0.0, 0.0f, 0};
+    for (size_t r = 0; r < nr; r++) {
+        size_t cnt = 0;
+        for (uint64_t b = ranges[r].first; b <= ranges[r].last; b += ranges[r].step) {
+            in[cnt++] = float_of((uint32_t)b);
+            if (cnt == EXP_CHUNK) {
+                exp_chunk_check(k, in, cnt, out, pout, &st);
+                cnt = 0;
+            }
+        }
+        if (cnt) exp_chunk_check(k, in, cnt, out, pout, &st);
+    }
+    printf("%s exp: %llu inputs, max error %.4f ulp at x = %a (%.9g)\n", k->name,
+           (unsigned long long)st.count, st.worst, st.worst_x, st.worst_x);
+    free(in);
+    free(out);
+    free(pout);
+}
+
+/* ---- exp special values, at every position of a row --------------------------------------- */
+
+typedef struct special {
+    float x;
+    float want; /* exact expected result; NaN means "any NaN" */
+    bool exact; /* false: only the 2-ulp bound applies */
+} special;
+
+static void check_exp_specials(fasi_isa isa)
+{
+    const fasi_kernels *k = level_or_skip(isa);
+    const special sp[] = {
+        {-INFINITY, 0.0f, true},
+        {INFINITY, INFINITY, true},
+        {NAN, NAN, true},
+        {-NAN, NAN, true},
+        {float_of(0x7f800001u), NAN, true}, /* signalling NaN */
+        {0.0f, 1.0f, true},
+        {-0.0f, 1.0f, true},
+        {FLT_TRUE_MIN, 1.0f, true},
+        {-FLT_TRUE_MIN, 1.0f, true},
+        {FLT_MAX, INFINITY, true},
+        {-FLT_MAX, 0.0f, true},
+        {1e30f, INFINITY, true},
+        {-1e30f, 0.0f, true},
+        {89.0f, INFINITY, true},
+        {-104.0f, 0.0f, true},
+        {-103.98f, 0.0f, true},
+        {-103.97f, FLT_TRUE_MIN, true},
+        {float_of(0xc2cff1b4u), FLT_TRUE_MIN, true}, /* float(-150 ln 2), just above it */
+        {float_of(0xc2cff1b5u), 0.0f, true},
+        /* the next float below -150 ln 2 */     /* exp = 1.002 * 2^-150 rounds up */
+        {float_of(0x42b17218u), INFINITY, true}, /* smallest float above ln FLT_MAX */
+        {float_of(0x42b17217u), 0.0f, false},    /* largest float with a finite exp */
+        {1.0f, 0.0f, false},
+        {-1.0f, 0.0f, false},
+        {-87.5f, 0.0f, false}, /* subnormal result */
+        {-100.0f, 0.0f, false},
+        {10.0f, 0.0f, false},
+    };
+    enum { NS = sizeof sp / sizeof sp[0], ROW = 37 };
+    float row[ROW];
+    for (size_t s = 0; s < NS; s++) {
+        for (size_t p = 0; p < ROW; p++) {
+            for (size_t j = 0; j < ROW; j++) row[j] = 0.0f;
+            row[p] = sp[s].x;
+            size_t n = p + 1 + (s + p) % 5; /* the special sits in full chunks and in tails */
+            if (n > ROW) n = ROW;
+            (void)k->exp_shift_sum(row, n, 0.0f);
+            float got = row[p];
+            bool ok;
+            if (isnan(sp[s].want)) {
+                ok = isnan(got);
+            } else if (sp[s].exact) {
+                ok = bits_of(got) == bits_of(sp[s].want);
+            } else {
+                ok = ulp_error(got, exp((double)sp[s].x)) <= 2.0;
+            }
+            if (!ok) printf("%s exp(%a) at %zu of %zu = %a\n", k->name, sp[s].x, p, n, got);
+            assert_true(ok);
+            for (size_t j = 0; j < n; j++) {
+                if (j != p) assert_true(row[j] == 1.0f);
+            }
+        }
+    }
+}
+
+/* ---- each kernel on random rows ----------------------------------------------------------- */
+
+/* A 64-byte aligned buffer holding a row at float offset `off`, with canaries before and after. */
+typedef struct guarded {
+    float *base;
+    float *row;
+    size_t off, n;
+} guarded;
+
+static guarded guarded_new(size_t off, size_t n)
+{
+    guarded g;
+    g.base = aligned_alloc(64, ((off + n + GUARD) * sizeof(float) + 63) / 64 * 64);
+    assert_non_null(g.base);
+    g.row = g.base + off;
+    g.off = off;
+    g.n = n;
+    fast_canary_fill(g.base, off * sizeof(float));
+    fast_canary_fill(g.row + n, GUARD * sizeof(float));
+    return g;
+}
+
+static void guarded_check_free(guarded *g)
+{
+    assert_true(fast_canary_intact(g->base, g->off * sizeof(float)));
+    assert_true(fast_canary_intact(g->row + g->n, GUARD * sizeof(float)));
+    free(g->base);
+}
+
+/* Additions an element passes through in the canonical order: its partial (ceil(n/32)) plus the
+ * 5-level tree. */
+static double sum_depth(size_t n) { return (double)((n + SUM_LANES - 1) / SUM_LANES + 5); }
+
+/* Softmax-like scores: mostly uniform in [-20, 20], some masked (-10000) and some -inf. */
+static float random_score(fast_rng *r)
+{
+    int64_t c = fast_rng_int(r, 0, 19);
+    if (c == 0) return -INFINITY;
+    if (c <= 2) return -10000.0f;
+    return (float)fast_rng_uniform(r, -20.0, 20.0);
+}
+
+static void check_exp_shift_sum_row(const fasi_kernels *k, fast_rng *r, size_t n, size_t off)
+{
+    float x[MAX_N + 1];
+    for (size_t j = 0; j < n; j++) x[j] = random_score(r);
+    float shift = portable()->row_max(x, n);
+    if (!isfinite(shift)) shift = 0.0f;
+    if (fast_rng_int(r, 0, 3) == 0) shift += (float)fast_rng_uniform(r, -5.0, 5.0);
+
+    guarded g = guarded_new(off, n), pg = guarded_new(0, n);
+    memcpy(g.row, x, n * sizeof(float));
+    memcpy(pg.row, x, n * sizeof(float));
+    float s = k->exp_shift_sum(g.row, n, shift);
+    float ps = portable()->exp_shift_sum(pg.row, n, shift);
+
+    /* Elements: <= 2 ulp from exp of the fp32 difference (the kernel's argument). Sum: each
+     * element is within 2 ulp <= 4u relative and the fp32 sum of nonnegative terms in the
+     * canonical order is within gamma_L ~ L*u of the exact sum of the computed terms,
+     * L = sum_depth(n), so |s - sum(exact)| <= (L + 5) u sum(exact), plus 2^-149 per element for
+     * subnormal results. */
+    double ref_sum = 0.0;
+    for (size_t j = 0; j < n; j++) {
+        float arg = x[j] - shift;
+        double ref = exp((double)arg);
+        ref_sum += ref;
+        double e = ulp_error(g.row[j], ref);
+        if (e > 2.0)
+            printf("%s n=%zu j=%zu exp(%a) = %a: %.3f ulp\n", k->name, n, j, arg, g.row[j], e);
+        assert_true(e <= 2.0);
+        if (x[j] == -INFINITY) assert_true(bits_of(g.row[j]) == 0u);
+        assert_true(same_float(g.row[j], pg.row[j]));
+    }
+    double tol = (sum_depth(n) + 5.0) * UNIT_ROUNDOFF * ref_sum + (double)n * 0x1p-149;
+    if (!(fabs((double)s - ref_sum) <= tol))
+        printf("%s n=%zu sum %a ref %.17g tol %.3g\n", k->name, n, s, ref_sum, tol);
+    assert_true(fabs((double)s - ref_sum) <= tol);
+    assert_true(same_float(s, ps));
+    guarded_check_free(&g);
+    guarded_check_free(&pg);
+}
+
+static void check_elementwise_rows(const fasi_kernels *k, fast_rng *r, size_t n, size_t off)
+{
+    float x[MAX_N + 1], y[MAX_N + 1];
+    uint8_t keep[MAX_N + 1];
+    static const uint8_t keep_values[] = {0, 1, 1, 2, 255, 0, 1}; /* any nonzero byte keeps */
+    for (size_t j = 0; j < n; j++) {
+        x[j] = (float)fast_rng_uniform(r, -3.0, 3.0);
+        y[j] = (float)fast_rng_uniform(r, -3.0, 3.0);
+        keep[j] = keep_values[fast_rng_int(r, 0, 6)];
+        if (keep[j] == 0 && fast_rng_int(r, 0, 3) == 0)
+            x[j] = fast_rng_int(r, 0, 1) ? NAN : INFINITY;
+    }
+    float s = (float)fast_rng_uniform(r, 0.1, 4.0), c = (float)fast_rng_uniform(r, -1.0, 1.0);
+
+    /* row_max: exact, so equal to the fp64 maximum. */
+    float ym = k->row_max(y, n);
+    double yref = -INFINITY;
+    for (size_t j = 0; j < n; j++) yref = y[j] > yref ? y[j] : yref;
+    assert_true((double)ym == yref);
+
+    /* scale, add, dropout_apply, softmax_bwd: each element is one fp32 expression, so every
+     * level must give the exact fp32 result of the expression as written in isa.h. */
+    guarded g = guarded_new(off, n);
+    memcpy(g.row, y, n * sizeof(float));
+    k->scale(g.row, n, s);
+    for (size_t j = 0; j < n; j++) assert_true(same_float(g.row[j], y[j] * s));
+    guarded_check_free(&g);
+
+    g = guarded_new(off, n);
+    memcpy(g.row, y, n * sizeof(float));
+    float *addend = malloc((n + 1) * sizeof(float));
+    assert_non_null(addend);
+    memcpy(addend, x, n * sizeof(float));
+    k->add(g.row, addend, n);
+    for (size_t j = 0; j < n; j++) assert_true(same_float(g.row[j], y[j] + x[j]));
+    guarded_check_free(&g);
+
+    g = guarded_new(off, n);
+    memcpy(g.row, x, n * sizeof(float));
+    uint8_t *kb = malloc(n + 8);
+    assert_non_null(kb);
+    memcpy(kb + off % 8, keep, n); /* keep bytes unaligned too */
+    k->dropout_apply(g.row, kb + off % 8, n, s);
+    for (size_t j = 0; j < n; j++) {
+        float want = keep[j] ? x[j] * s : 0.0f;
+        if (!same_float(g.row[j], want))
+            printf("%s dropout n=%zu j=%zu keep=%u x=%a got %a\n", k->name, n, j, keep[j], x[j],
+                   g.row[j]);
+        assert_true(same_float(g.row[j], want));
+    }
+    guarded_check_free(&g);
+    free(kb);
+
+    g = guarded_new(off, n);
+    memcpy(g.row, y, n * sizeof(float));
+    for (size_t j = 0; j < n; j++) addend[j] = fabsf(y[j]) / 3.0f; /* p in [0, 1] */
+    k->softmax_bwd(g.row, addend, n, c, s);
+    for (size_t j = 0; j < n; j++) assert_true(same_float(g.row[j], (s * addend[j]) * (y[j] - c)));
+    guarded_check_free(&g);
+    free(addend);
+}
+
+static void check_dot_row(const fasi_kernels *k, fast_rng *r, size_t n, size_t off)
+{
+    float *a = aligned_alloc(64, 64 * ((n + off + 16) * sizeof(float) / 64 + 1));
+    float *b = aligned_alloc(64, 64 * ((n + off + 16) * sizeof(float) / 64 + 1));
+    assert_non_null(a);
+    assert_non_null(b);
+    float *ar = a + off, *br = b + (off * 3) % 8;
+    double ref = 0.0, mag = 0.0;
+    for (size_t j = 0; j < n; j++) {
+        ar[j] = (float)fast_rng_uniform(r, -1.0, 1.0);
+        br[j] = (float)fast_rng_uniform(r, -1.0, 1.0);
+        ref += (double)ar[j] * br[j];
+        mag += fabs((double)ar[j] * br[j]);
+    }
+    float d = k->dot(ar, br, n);
+    /* Each product is rounded once and then passes through sum_depth(n) additions:
+     * |d - ref| <= gamma_(L+1) sum|a b| <= (L + 2) u sum|a b|. */
+    double tol = (sum_depth(n) + 2.0) * UNIT_ROUNDOFF * mag;
+    if (!(fabs((double)d - ref) <= tol))
+        printf("%s dot n=%zu got %a ref %.17g tol %.3g\n", k->name, n, d, ref, tol);
+    assert_true(fabs((double)d - ref) <= tol);
+    assert_true(same_float(d, portable()->dot(ar, br, n)));
+    free(a);
+    free(b);
+}
+
+static void check_kernels_random(fasi_isa isa, uint64_t fallback_seed)
+{
+    const fasi_kernels *k = level_or_skip(isa);
+    if (isa != FASI_ISA_PORTABLE) {
+        const fasi_kernels *p = portable();
+        assert_ptr_not_equal(k->row_max, p->row_max);
+        assert_ptr_not_equal(k->exp_shift_sum, p->exp_shift_sum);
+        assert_ptr_not_equal(k->scale, p->scale);
+        assert_ptr_not_equal(k->add, p->add);
+        assert_ptr_not_equal(k->dot, p->dot);
+        assert_ptr_not_equal(k->dropout_apply, p->dropout_apply);
+        assert_ptr_not_equal(k->softmax_bwd, p->softmax_bwd);
+    }
+    fast_rng r;
+    fast_rng_seed(&r, fast_test_seed(k->name, fallback_seed));
+    static const size_t offs[] = {0, 1, 3, 7, 13};
+    for (size_t n = 0; n <= MAX_N; n++) {
+        for (size_t o = 0; o < sizeof offs / sizeof offs[0]; o++) {
+            check_exp_shift_sum_row(k, &r, n, offs[o]);
+            check_elementwise_rows(k, &r, n, offs[o]);
+            check_dot_row(k, &r, n, offs[o]);
+        }
+    }
+}
+
+/* ---- row_max NaN / -inf semantics, exp_shift_sum with -inf entries ------------------------ */
+
+static void check_row_semantics(fasi_isa isa)
+{
+    const fasi_kernels *k = level_or_skip(isa);
+    enum { N = 70 };
+    float x[N];
+    assert_true(k->row_max(x, 0) == -INFINITY);
+    for (size_t n = 1; n <= N; n++) {
+        for (size_t j = 0; j < n; j++) x[j] = -INFINITY;
+        assert_true(bits_of(k->row_max(x, n)) == bits_of(-INFINITY));
+        for (size_t p = 0; p < n; p++) {
+            for (size_t j = 0; j < n; j++) x[j] = (float)j * 0.25f - 3.0f;
+            float top = (float)(n - 1) * 0.25f - 3.0f;
+            x[p] = NAN;
+            assert_true(isnan(k->row_max(x, n)));
+            x[p] = -NAN;
+            assert_true(isnan(k->row_max(x, n)));
+            x[p] = INFINITY;
+            assert_true(k->row_max(x, n) == INFINITY);
+            x[n - 1 - p] = NAN; /* NaN beats +inf wherever either sits */
+            assert_true(isnan(k->row_max(x, n)));
+            for (size_t j = 0; j < n; j++) x[j] = -INFINITY;
+            x[p] = 1.5f;
+            assert_true(k->row_max(x, n) == 1.5f);
+            for (size_t j = 0; j < n; j++) x[j] = (float)j * 0.25f - 3.0f;
+            x[p] = -INFINITY;
+            float want = p == n - 1 ? (n > 1 ? top - 0.25f : -INFINITY) : top;
+            assert_true(k->row_max(x, n) == want);
+        }
+    }
+
+    /* exp_shift_sum: -inf entries become +0 and do not disturb the sum. */
+    for (size_t n = 1; n <= N; n++) {
+        for (size_t p = 0; p < n; p++) {
+            float y[N], z[N];
+            for (size_t j = 0; j < n; j++) y[j] = (j + p) % 3 == 0 ? -INFINITY : -(float)j * 0.1f;
+            y[p] = -INFINITY;
+            memcpy(z, y, n * sizeof(float));
+            for (size_t j = 0; j < n; j++) {
+                if (z[j] == -INFINITY) z[j] = -200.0f; /* exp underflows to +0 too */
+            }
+            float s = k->exp_shift_sum(y, n, 2.5f), sz = k->exp_shift_sum(z, n, 2.5f);
+            for (size_t j = 0; j < n; j++) {
+                assert_true(bits_of(y[j]) == bits_of(z[j]));
+                if (j == p) assert_true(bits_of(y[j]) == 0u);
+            }
+            assert_true(bits_of(s) == bits_of(sz));
+        }
+    }
+}
+
+/* ---- rows that end where the mapping ends ------------------------------------------------- */
+
+/* Every n in 0..MAX_N with the row's last element (or keep byte) the last byte before an
+ * unmapped page: a kernel that reads past the row faults. */
+static void check_guard_page(fasi_isa isa)
+{
+    const fasi_kernels *k = level_or_skip(isa);
+#ifndef MAP_ANONYMOUS
+    printf("no anonymous mmap on this system\n");
+    skip();
+#else
+    long page = sysconf(_SC_PAGESIZE);
+    assert_true(page >= 4096);
+    size_t ps = (size_t)page;
+    unsigned char *map =
+        mmap(NULL, 4 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(map != MAP_FAILED);
+    assert_int_equal(mprotect(map + ps, ps, PROT_NONE), 0);
+    assert_int_equal(mprotect(map + 3 * ps, ps, PROT_NONE), 0);
+    float *fend = (float *)(void *)(map + ps);     /* one past the end of page 0 */
+    float *gend = (float *)(void *)(map + 3 * ps); /* one past the end of page 2 */
+    uint8_t *bend = map + 3 * ps;
+    float ref[MAX_N], tmp[MAX_N];
+    for (size_t n = 0; n <= MAX_N; n++) {
+        float *x = fend - n, *y = gend - n;
+        uint8_t *kb = bend - n;
+        for (size_t j = 0; j < n; j++) {
+            x[j] = (float)j * -0.01f;
+            y[j] = 0.5f;
+        }
+        assert_true(k->row_max(x, n) == (n ? 0.0f : -INFINITY));
+        memcpy(ref, x, n * sizeof(float));
+        float want = portable()->exp_shift_sum(ref, n, 0.0f);
+        assert_true(same_float(k->exp_shift_sum(x, n, 0.0f), want));
+        for (size_t j = 0; j < n; j++) assert_true(same_float(x[j], ref[j]));
+        assert_true(same_float(k->dot(x, y, n), portable()->dot(x, y, n)));
+        k->add(x, y, n);
+        k->scale(x, n, 2.0f);
+        k->softmax_bwd(x, y, n, 0.25f, 0.5f);
+        memcpy(tmp, x, n * sizeof(float));
+        for (size_t j = 0; j < n; j++) kb[j] = (uint8_t)(j & 1);
+        k->dropout_apply(x, kb, n, 3.0f);
+        for (size_t j = 0; j < n; j++) {
+            float e = (0.5f * 0.5f) * ((ref[j] + 0.5f) * 2.0f - 0.25f);
+            assert_true(same_float(tmp[j], e));
+            assert_true(same_float(x[j], (j & 1) ? e * 3.0f : 0.0f));
+        }
+    }
+    munmap(map, 4 * ps);
+#endif
+}
+
+/* ---- per-level cases ---------------------------------------------------------------------- */
+
+#define LEVEL_CASES(suffix, isa, seed)                                                             \
+    static void test_exp_accuracy_##suffix(void **state)                                           \
+    {                                                                                              \
+        (void)state;                                                                               \
+        check_exp_accuracy(isa);                                                                   \
+    }                                                                                              \
+    static void test_exp_specials_##suffix(void **state)                                           \
+    {                                                                                              \
+        (void)state;                                                                               \
+        check_exp_specials(isa);                                                                   \
+    }                                                                                              \
+    static void test_kernels_random_##suffix(void **state)                                         \
+    {                                                                                              \
+        (void)state;                                                                               \
+        check_kernels_random(isa, seed);                                                           \
+    }                                                                                              \
+    static void test_row_semantics_##suffix(void **state)                                          \
+    {                                                                                              \
+        (void)state;                                                                               \
+        check_row_semantics(isa);                                                                  \
+    }                                                                                              \
+    static void test_guard_page_##suffix(void **state)                                             \
+    {                                                                                              \
+        (void)state;                                                                               \
+        check_guard_page(isa);                                                                     \
+    }
+
+LEVEL_CASES(portable, FASI_ISA_PORTABLE, 0x5eed0001u)
+LEVEL_CASES(avx2, FASI_ISA_AVX2, 0x5eed0002u)
+LEVEL_CASES(avx512, FASI_ISA_AVX512, 0x5eed0003u)
+
+#define LEVEL_TESTS(suffix)                                                                        \
+    cmocka_unit_test(test_exp_accuracy_##suffix), cmocka_unit_test(test_exp_specials_##suffix),    \
+        cmocka_unit_test(test_kernels_random_##suffix),                                            \
+        cmocka_unit_test(test_row_semantics_##suffix), cmocka_unit_test(test_guard_page_##suffix)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        LEVEL_TESTS(portable),
+        LEVEL_TESTS(avx2),
+        LEVEL_TESTS(avx512),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
