@@ -12,10 +12,7 @@ float fas_bf16_to_float(uint16_t b) { return fasi_bf16_to_f32(b); }
 
 static bool dtype_known(fas_dtype dt) { return fasi_dtype_size(dt) != 0; }
 
-static bool format_known(fas_format f)
-{
-    return f == FAS_FORMAT_ND || f == FAS_FORMAT_FRACTAL_NZ;
-}
+static bool format_known(fas_format f) { return f == FAS_FORMAT_ND || f == FAS_FORMAT_FRACTAL_NZ; }
 
 static bool mul_ok(int64_t a, int64_t b, int64_t *out)
 {
@@ -37,8 +34,10 @@ static int64_t storage_elems(const fas_tensor *t)
             if (!mul_ok(batch, t->dims[i], &batch)) return -1;
     }
     if (t->format == FAS_FORMAT_FRACTAL_NZ) {
-        rows = fasi_ceil16(rows) * 16;
-        cols = fasi_ceil16(cols) * 16;
+        /* rounded up to whole fractals without forming rows + 15, which can overflow */
+        if (!mul_ok(rows / 16 + (rows % 16 != 0), 16, &rows) ||
+            !mul_ok(cols / 16 + (cols % 16 != 0), 16, &cols))
+            return -1;
     }
     int64_t n;
     if (!mul_ok(rows, cols, &n) || !mul_ok(n, batch, &n)) return -1;
@@ -52,9 +51,8 @@ fas_status fasi_check_tensor(const fas_tensor *t, const char *name, bool need_da
         return fasi_fail(FAS_ERR_DTYPE, "%s: dtype %d is not a known dtype id", name,
                          (int)t->dtype);
     if (!format_known(t->format))
-        return fasi_fail(FAS_ERR_FORMAT,
-                         "%s: format %d is not accepted (ND = 2, FRACTAL_NZ = 29)", name,
-                         (int)t->format);
+        return fasi_fail(FAS_ERR_FORMAT, "%s: format %d is not accepted (ND = 2, FRACTAL_NZ = 29)",
+                         name, (int)t->format);
     if (t->ndim < 0 || t->ndim > FAS_MAX_DIMS)
         return fasi_fail(FAS_ERR_SHAPE, "%s: ndim is %d, outside 0..%d", name, t->ndim,
                          FAS_MAX_DIMS);
@@ -67,8 +65,7 @@ fas_status fasi_check_tensor(const fas_tensor *t, const char *name, bool need_da
     if (elems < 0 || (uint64_t)elems > (uint64_t)(SIZE_MAX / es) ||
         (uint64_t)elems > (uint64_t)(INT64_MAX / (int64_t)es))
         return fasi_fail(FAS_ERR_SHAPE, "%s: the storage size overflows", name);
-    if (need_data && !t->data)
-        return fasi_fail(FAS_ERR_NULL_POINTER, "%s: data is NULL", name);
+    if (need_data && !t->data) return fasi_fail(FAS_ERR_NULL_POINTER, "%s: data is NULL", name);
     return FAS_OK;
 }
 
@@ -97,8 +94,7 @@ bool fasi_ranges_overlap(const void *a, size_t a_bytes, const void *b, size_t b_
 
 static bool same_descriptor(const fas_tensor *a, const fas_tensor *b)
 {
-    if (a->data != b->data || a->dtype != b->dtype || a->format != b->format ||
-        a->ndim != b->ndim)
+    if (a->data != b->data || a->dtype != b->dtype || a->format != b->format || a->ndim != b->ndim)
         return false;
     for (int i = 0; i < a->ndim; i++)
         if (a->dims[i] != b->dims[i]) return false;

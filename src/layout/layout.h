@@ -23,7 +23,8 @@ uint16_t fasi_f64_to_bf16(double x);
 /* ---- geometry */
 #define FASI_C0 16
 
-static inline int64_t fasi_ceil16(int64_t x) { return (x + 15) / 16; }
+/* ceil(x / 16) without the overflow of (x + 15) / 16 near INT64_MAX */
+static inline int64_t fasi_ceil16(int64_t x) { return x / 16 + (x % 16 != 0); }
 
 /* A tensor seen as `batch` matrices of rows x cols (its last two logical dims; rank rules of
  * FRACTAL_NZ: 1-D [n] is [n, 1], 0-D is [1, 1]; ND tensors follow the same rules). */
@@ -52,12 +53,13 @@ static inline int64_t fasi_mat_index(const fasi_mat *m, int64_t b, int64_t r, in
 size_t fasi_dtype_size(fas_dtype dt); /* 0 for an unknown dtype */
 
 /* dst[i*ldd + j] = L[r0+i][c0+j] for i < nr, j < nc, converted to fp32, where L is matrix b of
- * m, or its transpose when trans (then L[r][c] = stored[c][r]). Float dtypes only. */
+ * m, or its transpose when trans (then L[r][c] = stored[c][r]). UINT8 loads as 0..255. */
 void fasi_mat_load_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, bool trans,
                        int64_t r0, int64_t nr, int64_t c0, int64_t nc, float *dst,
                        int64_t ldd);
 
-/* Matrix b of m: stored[r0+i][c0+j] = round(src[i*lds + j]) into m's dtype. */
+/* Matrix b of m: stored[r0+i][c0+j] = round(src[i*lds + j]) into m's dtype (UINT8: round to
+ * nearest and saturate to 0..255, NaN to 0). */
 void fasi_mat_store_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, int64_t r0,
                         int64_t nr, int64_t c0, int64_t nc, const float *src, int64_t lds);
 
