@@ -23,7 +23,7 @@
 #include "kernels/parallel.h"
 
 enum {
-    ROWS = 64,  /* query rows per task */
+    ROWS = 128,  /* query rows per task */
     TILE = 512  /* keys per streaming tile */
 };
 
@@ -34,7 +34,6 @@ typedef struct fwd_scratch {
     float *kp;     /* sk x d */
     float *vp;     /* sk x dv */
     float *c;      /* rows x dv (sk x dv with transpose_a) */
-    float *mrow;   /* tile: one mask row */
     float *m, *l;  /* rows: running max and sum (streaming) */
     int64_t head;  /* head whose K, V are in kp, vp; -1 none */
 } fwd_scratch;
@@ -58,24 +57,25 @@ static void load_head_panels(const fasi_fwd_problem *p, fwd_scratch *w, int64_t 
 }
 
 /* w->s[r][t] = scale * Q[i0+r] . K[j0+t] + mask for r < nr, t < nt (row stride nt); w->q must
- * hold the block's query rows. */
+ * hold the block's query rows. The mask tile is unpacked into w->s first and added by the
+ * sgemm itself (beta = 1), so it costs no separate pass. */
 static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n,
                        int64_t i0, int64_t nr, int64_t j0, int64_t nt)
 {
-    const fasi_kernels *k = p->kern;
+    float beta = 0.0f;
+    if (p->mask.present) {
+        int64_t mmat = fasi_mask_matrix(&p->mask, b, n);
+        if (p->mask.mask_rows == 1) {
+            fasi_mat_load_f32(p->kern, &p->mask.mat, mmat, false, 0, 1, j0, nt, w->s, nt);
+            for (int64_t r = 1; r < nr; r++)
+                memcpy(w->s + r * nt, w->s, (size_t)nt * sizeof *w->s);
+        } else {
+            fasi_mat_load_f32(p->kern, &p->mask.mat, mmat, false, i0, nr, j0, nt, w->s, nt);
+        }
+        beta = 1.0f;
+    }
     fasi_sgemm(false, true, nr, nt, p->d, (float)p->scale, w->q, p->d, w->kp + j0 * p->d, p->d,
-               0.0f, w->s, nt);
-    if (!p->mask.present) return;
-    int64_t mmat = fasi_mask_matrix(&p->mask, b, n);
-    if (p->mask.mask_rows == 1) {
-        fasi_mat_load_f32(k, &p->mask.mat, mmat, false, 0, 1, j0, nt, w->mrow, nt);
-        for (int64_t r = 0; r < nr; r++) k->add(w->s + r * nt, w->mrow, (size_t)nt);
-        return;
-    }
-    for (int64_t r = 0; r < nr; r++) {
-        fasi_mat_load_f32(k, &p->mask.mat, mmat, false, i0 + r, 1, j0, nt, w->mrow, nt);
-        k->add(w->s + r * nt, w->mrow, (size_t)nt);
-    }
+               beta, w->s, nt);
 }
 
 /* Apply dropout to the probabilities in w->s (rows x nt, keys j0..j0+nt) and write the drop
@@ -215,14 +215,16 @@ static size_t carve_scratch(const fwd_ctx *ctx, unsigned char *mem, fwd_scratch 
 {
     const fasi_fwd_problem *p = ctx->p;
     int64_t c_rows = p->transpose_a ? p->sk : ctx->rows;
-    size_t sizes[9] = {
-        fasi_bytes3(ctx->rows, p->d, sizeof(float)),     fasi_bytes3(ctx->rows, ctx->tile, sizeof(float)),
-        fasi_bytes3(ctx->rows, ctx->tile, 1),            fasi_bytes3(p->sk, p->d, sizeof(float)),
-        fasi_bytes3(p->sk, p->dv, sizeof(float)),        fasi_bytes3(c_rows, p->dv, sizeof(float)),
-        fasi_bytes3(1, ctx->tile, sizeof(float)),        fasi_bytes3(1, ctx->rows, sizeof(float)),
-        fasi_bytes3(1, ctx->rows, sizeof(float))};
+    size_t sizes[8] = {fasi_bytes3(ctx->rows, p->d, sizeof(float)),
+                       fasi_bytes3(ctx->rows, ctx->tile, sizeof(float)),
+                       fasi_bytes3(ctx->rows, ctx->tile, 1),
+                       fasi_bytes3(p->sk, p->d, sizeof(float)),
+                       fasi_bytes3(p->sk, p->dv, sizeof(float)),
+                       fasi_bytes3(c_rows, p->dv, sizeof(float)),
+                       fasi_bytes3(1, ctx->rows, sizeof(float)),
+                       fasi_bytes3(1, ctx->rows, sizeof(float))};
     size_t total = 0;
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < 8; i++) {
         if (sizes[i] == 0 || total > SIZE_MAX - sizes[i]) return 0;
         total += sizes[i];
     }
@@ -234,9 +236,8 @@ static size_t carve_scratch(const fwd_ctx *ctx, unsigned char *mem, fwd_scratch 
         w->kp = (float *)(m += sizes[2]);
         w->vp = (float *)(m += sizes[3]);
         w->c = (float *)(m += sizes[4]);
-        w->mrow = (float *)(m += sizes[5]);
-        w->m = (float *)(m += sizes[6]);
-        w->l = (float *)(m += sizes[7]);
+        w->m = (float *)(m += sizes[5]);
+        w->l = (float *)(m += sizes[6]);
         w->head = -1;
     }
     return total;
