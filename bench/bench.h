@@ -52,6 +52,9 @@ typedef struct bench_result {
 
 /* ---- bench_sys.c ---------------------------------------------------------------------- */
 
+/* fas_bench --cast: fas_format_cast throughput table; 0 on success. */
+int bench_cast_report(int repeat);
+
 double bench_now(void); /* CLOCK_MONOTONIC, seconds */
 int bench_resolve_threads(int requested);
 int bench_online_cores(void);

@@ -34,6 +34,7 @@ typedef struct cli {
     int nshapes;
     bench_mode modes[BENCH_MODE_COUNT];
     int nmodes;
+    bool cast; /* --cast: layout throughput instead of the operator suite */
     out_style style;
     bool quick;
     bool fork_cases;
@@ -85,6 +86,7 @@ static void usage(FILE *f)
         "  --threads T               threads, 0 = all cores (default 0)\n"
         "  --repeat R                timed runs per measurement (default 5)\n"
         "  --warmup W                untimed runs first (default 1)\n"
+        "  --cast                    instead: fas_format_cast ND<->NZ throughput (GB/s)\n"
         "  --csv                     one CSV row per case and mode (machine info on stderr)\n"
         "  --json                    a JSON array of objects (machine info also on stderr)\n"
         "  --no-fork                 run cases in this process (for debuggers)\n"
@@ -234,6 +236,8 @@ static int parse_cli(int argc, char **argv, cli *c)
                 return 2;
             }
             c->cfg.warmup = (int)v;
+        } else if (strcmp(a, "--cast") == 0) {
+            c->cast = true;
         } else if (strcmp(a, "--csv") == 0) {
             c->style = OUT_CSV;
         } else if (strcmp(a, "--json") == 0) {
@@ -518,6 +522,7 @@ int main(int argc, char **argv)
     int rc = parse_cli(argc, argv, &c);
     if (rc == 1) return 0;
     if (rc != 0) return 2;
+    if (c.cast) return bench_cast_report(c.cfg.repeat);
 
     env_info env;
     bench_cpu_model(env.cpu, sizeof env.cpu);
