@@ -221,8 +221,18 @@ FAS_API void fas_manual_seed(uint64_t seed);
  *
  * Float tensors may be FLOAT16 (the NPU's dtype), BF16 or FLOAT, each independently, in ND or
  * FRACTAL_NZ. scale is any finite number; keep_prob is the probability of keeping an element,
- * 0 < keep_prob <= 1 (1 = no dropout: the RNG is skipped, the mask is all ones). A softmax row
- * whose logits are all -inf yields zeros (probabilities and context); NaN propagates.
+ * 0 < keep_prob <= 1 (1 = no dropout: the RNG is skipped, the mask is all ones).
+ *
+ * Special values follow IEEE arithmetic as torch does with an fp32 softmax, with one documented
+ * exception: a softmax row whose logits are all -inf (from the mask, or from the data) gives a
+ * zero row of probabilities instead of 0/0 = NaN, and its context row is 0 . V (zero when V is
+ * finite). Otherwise a NaN or +inf logit makes its whole row NaN (a NaN in query row i poisons
+ * row i; in key row j, every row of the head; in the mask, its row in every head it broadcasts
+ * to); a NaN in value row j makes that context column NaN even where P[i][j] is 0 (0 * NaN);
+ * dropout multiplies (P * M / keep_prob), so a dropped NaN stays NaN. Finite masks, even -65504
+ * on every key, never produce NaN. The backward propagates NaN the same way through its
+ * products. FRACTAL_NZ padding is never read, so NaN there has no effect. Every implementation
+ * and both forward variants (with and without softmax_output) give NaN in the same places.
  *
  * Returns FAS_OK, or before writing anything: FAS_ERR_NULL_POINTER (a required tensor or its
  * data is NULL), FAS_ERR_DTYPE, FAS_ERR_FORMAT, FAS_ERR_SHAPE (rank, dims, flag/shape mismatch,

@@ -39,7 +39,8 @@ typedef struct fasi_kernels {
     void (*scale)(float *x, size_t n, float s);                 /* x *= s */
     void (*add)(float *x, const float *y, size_t n);            /* x += y */
     float (*dot)(const float *a, const float *b, size_t n);     /* sum a*b, fp32 accumulation */
-    /* x[j] = keep[j] ? x[j] * s : 0 */
+    /* x[j] = x[j] * (keep[j] ? s : 0): a product, as in P (.) M / keep_prob, so a dropped NaN
+     * stays NaN (0 * NaN), exactly as torch and the NPU compute it */
     void (*dropout_apply)(float *x, const uint8_t *keep, size_t n, float s);
     /* dp[j] = s * p[j] * (dp[j] - c): the softmax backward row pass, s = scale */
     void (*softmax_bwd)(float *dp, const float *p, size_t n, float c, float s);

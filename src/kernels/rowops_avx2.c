@@ -194,9 +194,9 @@ static void dropout_apply(float *x, const uint8_t *keep, size_t n, float s)
         __m256i k =
             _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(keep + j)));
         __m256 drop = _mm256_castsi256_ps(_mm256_cmpeq_epi32(k, zero));
-        _mm256_storeu_ps(x + j, _mm256_andnot_ps(drop, _mm256_mul_ps(_mm256_loadu_ps(x + j), vs)));
+        _mm256_storeu_ps(x + j, _mm256_mul_ps(_mm256_loadu_ps(x + j), _mm256_andnot_ps(drop, vs)));
     }
-    for (; j < n; j++) x[j] = keep[j] ? x[j] * s : 0.0f;
+    for (; j < n; j++) x[j] = x[j] * (keep[j] ? s : 0.0f);
 }
 
 static void softmax_bwd(float *dp, const float *p, size_t n, float c, float s)

@@ -71,7 +71,7 @@ static float dot(const float *a, const float *b, size_t n)
 
 static void dropout_apply(float *x, const uint8_t *keep, size_t n, float s)
 {
-    for (size_t j = 0; j < n; j++) x[j] = keep[j] ? x[j] * s : 0.0f;
+    for (size_t j = 0; j < n; j++) x[j] = x[j] * (keep[j] ? s : 0.0f);
 }
 
 static void softmax_bwd(float *dp, const float *p, size_t n, float c, float s)

@@ -16,8 +16,8 @@
 /* Pd[idx] (and G times anything): a select, so a dropped element is exactly zero. */
 static double dropped(const double *probs, const uint8_t *keep, int64_t idx, double keep_prob)
 {
-    if (keep && !keep[idx]) return 0.0;
-    return probs[idx] / keep_prob;
+    double g = (keep && !keep[idx]) ? 0.0 : 1.0 / keep_prob;
+    return probs[idx] * g;
 }
 
 static void softmax_row(double *x, int64_t n)
@@ -74,10 +74,10 @@ void fasi_ref_forward_head(int64_t sq, int64_t sk, int64_t d, int64_t dv, const 
 static double grad_probs(int64_t sk, int64_t dv, const double *dout, const double *v,
                          const uint8_t *keep, double keep_prob, int64_t i, int64_t j)
 {
-    if (keep && !keep[i * sk + j]) return 0.0;
+    double g = (keep && !keep[i * sk + j]) ? 0.0 : 1.0 / keep_prob;
     double s = 0.0;
     for (int64_t c = 0; c < dv; c++) s += dout[i * dv + c] * v[j * dv + c];
-    return s / keep_prob;
+    return s * g;
 }
 
 void fasi_ref_backward_head(int64_t sq, int64_t sk, int64_t d, int64_t dv, const double *dout,

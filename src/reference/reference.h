@@ -6,9 +6,9 @@
  * - Arrays are row-major and dense: q [sq*d], k [sk*d] (K as stored [Sk, D], not K^T),
  *   v [sk*dv], probs [sq*sk], ctx / dout [sq*dv].
  * - keep is one byte per element of P (sq*sk), nonzero = kept; NULL means every element is
- *   kept. The dropped-out probabilities are Pd[i][j] = keep ? P[i][j] / keep_prob : 0, a select
- *   rather than a product: a dropped element contributes exactly zero even where P is NaN,
- *   which is what the pipeline's dropout_apply row kernel does too. G (§6) is the same select.
+ *   kept. The dropped-out probabilities are Pd[i][j] = P[i][j] * G[i][j] with
+ *   G = keep ? 1 / keep_prob : 0, a product as in SEMANTICS §1 (and torch): a dropped NaN stays
+ *   NaN. The pipeline's dropout_apply row kernel computes the same product; §6's G likewise.
  * - Inputs and outputs must not overlap. */
 #ifndef FASI_REFERENCE_H
 #define FASI_REFERENCE_H

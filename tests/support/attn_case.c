@@ -74,7 +74,7 @@ void attn_oracle_forward(const attn_case *c, const uint8_t *keep, double *probs,
                         x += m[((mb * md[1] + mn) * md[2] + mi) * sk + j];
                     }
                     row[j] = x;
-                    if (x > mx) mx = x;
+                    if (!isnan(mx) && (x > mx || isnan(x))) mx = x; /* a NaN max poisons the row, as in torch */
                 }
                 double sum = 0;
                 for (int64_t j = 0; j < sk; j++) {
