@@ -252,6 +252,14 @@ FAS_API fas_status fused_attention_score(const fas_tensor *query_layer,
                                          bool bmm_score_transpose_b, bool value_transpose,
                                          bool dx_transpose, fas_tensor *attention_score);
 
+/* fused_attention_score with options (NULL = defaults). */
+FAS_API fas_status fused_attention_score_ex(
+    const fas_tensor *query_layer, const fas_tensor *key_layer, const fas_tensor *value_layer,
+    const fas_tensor *attention_mask, double scale, double keep_prob, bool query_transpose,
+    bool key_transpose, bool bmm_score_transpose_a, bool bmm_score_transpose_b,
+    bool value_transpose, bool dx_transpose, fas_tensor *attention_score,
+    const fas_options *options);
+
 /* As fused_attention_score, and also writes softmax_output and drop_mask (each may be NULL). */
 FAS_API fas_status fused_attention_score_fwd(
     const fas_tensor *query_layer, const fas_tensor *key_layer, const fas_tensor *value_layer,

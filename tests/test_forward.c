@@ -401,6 +401,25 @@ static void test_determinism(void **state)
             outputs_free(&o);
         }
     }
+    /* fused_attention_score_ex is _fwd_ex without the extra outputs: same bytes as the
+     * streaming path of _fwd_ex with explicit seed */
+    {
+        fas_tensor o1 = fast_tensor_2d(FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, c.b * c.sq, c.n * c.dv);
+        fas_tensor o2 = fast_tensor_2d(FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, c.b * c.sq, c.n * c.dv);
+        fas_options o;
+        fas_options_init(&o);
+        o.has_seed = true;
+        o.seed = 42;
+        o.offset = 9;
+        assert_int_equal(fused_attention_score_ex(&c.q, &c.k, &c.v, attn_mask_ptr(&c), c.scale,
+                                                  c.keep_prob, false, false, false, false, false,
+                                                  false, &o1, &o),
+                         FAS_OK);
+        assert_int_equal(attn_run_forward(&c, FAS_IMPL_AUTO, 0, 42, 9, &o2, NULL, NULL), FAS_OK);
+        assert_memory_equal(o1.data, o2.data, fas_tensor_bytes(&o1));
+        fast_tensor_free(&o1);
+        fast_tensor_free(&o2);
+    }
     /* another seed, another offset: different masks */
     uint64_t seeds[2][2] = {{43, 9}, {42, 10}};
     for (int i = 0; i < 2; i++) {

@@ -391,6 +391,20 @@ fas_status fused_attention_score(const fas_tensor *query_layer, const fas_tensor
                                         NULL, NULL);
 }
 
+fas_status fused_attention_score_ex(
+    const fas_tensor *query_layer, const fas_tensor *key_layer, const fas_tensor *value_layer,
+    const fas_tensor *attention_mask, double scale, double keep_prob, bool query_transpose,
+    bool key_transpose, bool bmm_score_transpose_a, bool bmm_score_transpose_b,
+    bool value_transpose, bool dx_transpose, fas_tensor *attention_score,
+    const fas_options *options)
+{
+    return fused_attention_score_fwd_ex(query_layer, key_layer, value_layer, attention_mask,
+                                        scale, keep_prob, query_transpose, key_transpose,
+                                        bmm_score_transpose_a, bmm_score_transpose_b,
+                                        value_transpose, dx_transpose, attention_score, NULL,
+                                        NULL, options);
+}
+
 static void set_dims(fas_tensor *t, fas_dtype dtype, int ndim, const int64_t *dims)
 {
     t->dtype = dtype;
