@@ -220,7 +220,8 @@ FAS_API void fas_manual_seed(uint64_t seed);
  * dx_transpose describe the backward's inputs and are ignored by the forward (as on the NPU).
  *
  * Float tensors may be FLOAT16 (the NPU's dtype), BF16 or FLOAT, each independently, in ND or
- * FRACTAL_NZ. scale is any finite number; keep_prob is the probability of keeping an element,
+ * FRACTAL_NZ. scale is any finite number with |scale| <= FLT_MAX (the pipeline applies it in
+ * fp32); keep_prob is the probability of keeping an element,
  * 0 < keep_prob <= 1 (1 = no dropout: the RNG is skipped, the mask is all ones).
  *
  * Special values follow IEEE arithmetic as torch does with an fp32 softmax, with one documented

@@ -1206,6 +1206,68 @@ static void test_dropout_multiplies_nan(void **state)
     assert_int_equal(bad, 0);
 }
 
+/* A scale that is 0 in fp32 (0, or 1e-60) still multiplies: 0 * NaN = NaN, so a NaN in the
+ * query poisons its row in every path (BLAS skips A.B when alpha is 0, so the pipeline must
+ * not hand it alpha = 0). A mask is present so the masked path is covered too. */
+static void test_zero_scale_keeps_nan(void **state)
+{
+    (void)state;
+    const double scales[2] = {0.0, 1e-60};
+    for (int si = 0; si < 2; si++) {
+        /* B = N = 1, Sq = 2, Sk = 3, D = Dv = 2; q row 0 holds a NaN, row 1 is finite */
+        uint16_t q[4] = {0x7e00, 0x3c00, 0x3c00, 0x4000}, k[6], v[6], mask[6];
+        for (int i = 0; i < 6; i++) {
+            k[i] = fas_float_to_half(0.25f * (float)i);
+            v[i] = fas_float_to_half(1.0f + (float)i);
+            mask[i] = fas_float_to_half(i == 4 ? -1.0f : 0.0f);
+        }
+        fas_tensor tq = {q, FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 4, {1, 1, 2, 2}};
+        fas_tensor tk = {k, FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 4, {1, 1, 3, 2}};
+        fas_tensor tv = {v, FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 4, {1, 1, 3, 2}};
+        fas_tensor tm = {mask, FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 4, {1, 1, 2, 3}};
+        for (int variant = 0; variant < 4; variant++) {
+            float out[4] = {0, 0, 0, 0}, probs[6];
+            fas_tensor to = {out, FAS_DTYPE_FLOAT, FAS_FORMAT_ND, 2, {2, 2}};
+            fas_tensor tp = {probs, FAS_DTYPE_FLOAT, FAS_FORMAT_ND, 4, {1, 1, 2, 3}};
+            fas_options o;
+            fas_options_init(&o);
+            o.impl = variant >= 2 ? FAS_IMPL_REFERENCE : FAS_IMPL_AUTO;
+            bool with_probs = variant % 2 == 1;
+            assert_int_equal(fused_attention_score_fwd_ex(&tq, &tk, &tv, &tm, scales[si], 1.0,
+                                                          false, false, false, false, false,
+                                                          false, &to, with_probs ? &tp : NULL,
+                                                          NULL, &o),
+                             FAS_OK);
+            assert_true(isnan(out[0]) && isnan(out[1]));
+            /* row 1: logits are the mask (0, 0, -1 is row 0's; row 1 has 0, -1, 0) */
+            double e = exp(-1.0), sum = 2.0 + e;
+            double want0 = (1.0 * 1 + 3.0 * e + 5.0 * 1) / sum, want1 = (2.0 + 4.0 * e + 6.0) / sum;
+            assert_true(fabs(out[2] - want0) < 1e-5 && fabs(out[3] - want1) < 1e-5);
+        }
+    }
+}
+
+/* A finite scale beyond the fp32 range cannot be applied by the fp32 pipeline: it is rejected
+ * up front rather than turned into inf. */
+static void test_scale_beyond_fp32_is_rejected(void **state)
+{
+    (void)state;
+    uint16_t one = 0x3c00, out = 0x1234;
+    fas_tensor t = {&one, FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 4, {1, 1, 1, 1}};
+    fas_tensor to = {&out, FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 2, {1, 1}};
+    const double bad[2] = {1e39, -4e38};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(fused_attention_score(&t, &t, &t, NULL, bad[i], 1.0, false, false, false,
+                                               false, false, false, &to),
+                         FAS_ERR_VALUE);
+        assert_non_null(strstr(fas_last_error(), "scale"));
+        assert_int_equal(out, 0x1234);
+    }
+    assert_int_equal(fused_attention_score(&t, &t, &t, NULL, 3.4e38, 1.0, false, false, false,
+                                           false, false, false, &to),
+                     FAS_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1227,6 +1289,8 @@ int main(void)
         cmocka_unit_test(test_backward_nan_in_probs),
         cmocka_unit_test(test_backward_nan_in_value),
         cmocka_unit_test(test_dropout_multiplies_nan),
+        cmocka_unit_test(test_zero_scale_keeps_nan),
+        cmocka_unit_test(test_scale_beyond_fp32_is_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
  *
  * Every check runs before any output byte is written; implementations receive a fasi_*_problem
  * whose sizes and tensors are known to be consistent. */
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
@@ -96,6 +97,11 @@ static fas_status check_scalars(double scale, double keep_prob)
 {
     if (!isfinite(scale))
         return fasi_fail(FAS_ERR_VALUE, "scale: %g is not a finite number", scale);
+    if (fabs(scale) > FLT_MAX)
+        return fasi_fail(FAS_ERR_VALUE,
+                         "scale: %g is beyond the fp32 range the pipeline computes in (|scale| <= "
+                         "%g)",
+                         scale, (double)FLT_MAX);
     if (!(keep_prob > 0.0 && keep_prob <= 1.0))
         return fasi_fail(FAS_ERR_VALUE, "keep_prob: %.17g is outside (0, 1]", keep_prob);
     return FAS_OK;

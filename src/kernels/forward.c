@@ -34,6 +34,7 @@ typedef struct fwd_scratch {
     float *kp;     /* sk x d */
     float *vp;     /* sk x dv */
     float *c;      /* rows x dv (sk x dv with transpose_a) */
+    float *mrow;   /* tile: one mask row (scale == 0 only) */
     float *m, *l;  /* rows: running max and sum (streaming) */
     int64_t head;  /* head whose K, V are in kp, vp; -1 none */
 } fwd_scratch;
@@ -62,6 +63,23 @@ static void load_head_panels(const fasi_fwd_problem *p, fwd_scratch *w, int64_t 
 static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n,
                        int64_t i0, int64_t nr, int64_t j0, int64_t nt)
 {
+    const float alpha = (float)p->scale;
+    if (alpha == 0.0f) {
+        /* BLAS never reads A and B when alpha is 0, which would hide a NaN or inf of Q.K^T;
+         * IEEE says 0 * NaN = NaN, so form the product, scale it, then add the mask */
+        const fasi_kernels *k = p->kern;
+        fasi_sgemm(false, true, nr, nt, p->d, 1.0f, w->q, p->d, w->kp + j0 * p->d, p->d, 0.0f,
+                   w->s, nt);
+        k->scale(w->s, (size_t)(nr * nt), 0.0f);
+        if (!p->mask.present) return;
+        int64_t mmat = fasi_mask_matrix(&p->mask, b, n);
+        for (int64_t r = 0; r < nr; r++) {
+            int64_t mr = p->mask.mask_rows == 1 ? 0 : i0 + r;
+            fasi_mat_load_f32(k, &p->mask.mat, mmat, false, mr, 1, j0, nt, w->mrow, nt);
+            k->add(w->s + r * nt, w->mrow, (size_t)nt);
+        }
+        return;
+    }
     float beta = 0.0f;
     if (p->mask.present) {
         int64_t mmat = fasi_mask_matrix(&p->mask, b, n);
@@ -74,8 +92,8 @@ static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int
         }
         beta = 1.0f;
     }
-    fasi_sgemm(false, true, nr, nt, p->d, (float)p->scale, w->q, p->d, w->kp + j0 * p->d, p->d,
-               beta, w->s, nt);
+    fasi_sgemm(false, true, nr, nt, p->d, alpha, w->q, p->d, w->kp + j0 * p->d, p->d, beta, w->s,
+               nt);
 }
 
 /* Apply dropout to the probabilities in w->s (rows x nt, keys j0..j0+nt) and write the drop
@@ -215,16 +233,17 @@ static size_t carve_scratch(const fwd_ctx *ctx, unsigned char *mem, fwd_scratch 
 {
     const fasi_fwd_problem *p = ctx->p;
     int64_t c_rows = p->transpose_a ? p->sk : ctx->rows;
-    size_t sizes[8] = {fasi_bytes3(ctx->rows, p->d, sizeof(float)),
+    size_t sizes[9] = {fasi_bytes3(ctx->rows, p->d, sizeof(float)),
                        fasi_bytes3(ctx->rows, ctx->tile, sizeof(float)),
                        fasi_bytes3(ctx->rows, ctx->tile, 1),
                        fasi_bytes3(p->sk, p->d, sizeof(float)),
                        fasi_bytes3(p->sk, p->dv, sizeof(float)),
                        fasi_bytes3(c_rows, p->dv, sizeof(float)),
                        fasi_bytes3(1, ctx->rows, sizeof(float)),
-                       fasi_bytes3(1, ctx->rows, sizeof(float))};
+                       fasi_bytes3(1, ctx->rows, sizeof(float)),
+                       fasi_bytes3(1, ctx->tile, sizeof(float))};
     size_t total = 0;
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 9; i++) {
         if (sizes[i] == 0 || total > SIZE_MAX - sizes[i]) return 0;
         total += sizes[i];
     }
@@ -238,6 +257,7 @@ static size_t carve_scratch(const fwd_ctx *ctx, unsigned char *mem, fwd_scratch 
         w->c = (float *)(m += sizes[4]);
         w->m = (float *)(m += sizes[5]);
         w->l = (float *)(m += sizes[6]);
+        w->mrow = (float *)(m += sizes[7]);
         w->head = -1;
     }
     return total;
