@@ -207,7 +207,11 @@ static void check_case(grad_case *g, fast_rng *r, int index)
         snprintf(what, sizeof what, "%s reference vs oracle", names[i]);
         failures += fast_check_close(what, refv, orc[i], counts[i], 1e-5, 1e-6).failures;
         snprintf(what, sizeof what, "%s pipeline vs reference", names[i]);
-        failures += fast_check_close(what, got, refd, counts[i], FAST_RTOL, FAST_ATOL_FRAC).failures;
+        fast_close_stats cs = fast_check_close(what, got, refd, counts[i], FAST_RTOL, FAST_ATOL_FRAC);
+        failures += cs.failures;
+        if (getenv("FAS_TEST_VERBOSE"))
+            printf("  case %d %s: max abs %.3g, max rel %.3g, worst/tolerance %.3f\n", index,
+                   names[i], cs.max_abs, cs.max_rel, cs.worst_excess + 1.0);
         free(got);
         free(refv);
         free(refd);

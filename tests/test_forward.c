@@ -141,6 +141,10 @@ static void run_case(attn_case *c, fast_rng *r, int index, fas_dtype dtype, bool
     fast_close_stats s3 = fast_check_close("pipeline ctx", out_pipe, out_ref_d, n_out, rtol, afrac);
     fast_close_stats s4 = fast_check_close("pipeline P", p_pipe, p_ref_d, n_p, rtol, afrac);
     if (s1.failures || s2.failures || s3.failures || s4.failures) attn_case_print(c, index);
+    if (getenv("FAS_TEST_VERBOSE"))
+        printf("  case %d ctx: max abs %.3g, worst/tolerance %.3f; P: max abs %.3g, worst/tolerance "
+               "%.3f\n",
+               index, s3.max_abs, s3.worst_excess + 1.0, s4.max_abs, s4.worst_excess + 1.0);
     assert_int_equal(s1.failures + s2.failures + s3.failures + s4.failures, 0);
     assert_rows_sum_within(p_pipe, c->b * c->n * c->sq, c->sk,
                            dtype == FAS_DTYPE_BF16 ? 1.0 / 256 : 2e-3);
