@@ -48,32 +48,6 @@ static int64_t storage_elems(const geom *g, fas_format f)
     return f == FAS_FORMAT_FRACTAL_NZ ? g->batch * g->m1 * g->n1 * 256 : g->batch * g->m * g->n;
 }
 
-static size_t esize(fas_dtype dt)
-{
-    return dt == FAS_DTYPE_FLOAT ? 4 : dt == FAS_DTYPE_UINT8 ? 1 : 2;
-}
-
-static uint32_t get_bits(const void *p, fas_dtype dt, int64_t i)
-{
-    switch (esize(dt)) {
-    case 1: return ((const uint8_t *)p)[i];
-    case 2: return ((const uint16_t *)p)[i];
-    default: {
-        uint32_t u;
-        memcpy(&u, (const unsigned char *)p + 4 * i, 4);
-        return u;
-    }
-    }
-}
-
-static void put_bits(void *p, fas_dtype dt, int64_t i, uint32_t v)
-{
-    switch (esize(dt)) {
-    case 1: ((uint8_t *)p)[i] = (uint8_t)v; break;
-    case 2: ((uint16_t *)p)[i] = (uint16_t)v; break;
-    default: memcpy((unsigned char *)p + 4 * i, &v, 4); break;
-    }
-}
 
 /* The expected result of converting one element, from the public scalar converters. */
 static uint32_t convert_bits(fas_dtype from, fas_dtype to, uint32_t bits)
@@ -97,7 +71,7 @@ static uint32_t convert_bits(fas_dtype from, fas_dtype to, uint32_t bits)
 static uint32_t random_bits(fast_rng *r, fas_dtype dt)
 {
     uint64_t x = fast_rng_u64(r);
-    switch (esize(dt)) {
+    switch (fast_elem_size(dt)) {
     case 1: return (uint32_t)(x & 0xff);
     case 2: return (uint32_t)(x & 0xffff);
     default: return (uint32_t)x;
@@ -128,14 +102,14 @@ static void *expected_storage(const void *nd, fas_dtype from, fas_dtype to, fas_
                               const geom *g)
 {
     int64_t n = storage_elems(g, f);
-    void *e = calloc((size_t)n, esize(to));
+    void *e = calloc((size_t)n, fast_elem_size(to));
     assert_non_null(e);
     for (int64_t b = 0; b < g->batch; b++)
         for (int64_t m = 0; m < g->m; m++)
             for (int64_t c = 0; c < g->n; c++) {
                 int64_t si = nd_index(g, b, m, c);
                 int64_t di = f == FAS_FORMAT_FRACTAL_NZ ? nz_index(g, b, m, c) : si;
-                put_bits(e, to, di, convert_bits(from, to, get_bits(nd, from, si)));
+                fast_put_bits(e, to, di, convert_bits(from, to, fast_get_bits(nd, from, si)));
             }
     return e;
 }
@@ -144,11 +118,11 @@ static void *expected_storage(const void *nd, fas_dtype from, fas_dtype to, fas_
 static void assert_storage_equal(const char *what, const void *got, const void *want, fas_dtype dt,
                                  int64_t n)
 {
-    if (memcmp(got, want, (size_t)n * esize(dt)) == 0) return;
+    if (memcmp(got, want, (size_t)n * fast_elem_size(dt)) == 0) return;
     for (int64_t i = 0; i < n; i++) {
-        if (get_bits(got, dt, i) != get_bits(want, dt, i)) {
+        if (fast_get_bits(got, dt, i) != fast_get_bits(want, dt, i)) {
             printf("  %s: storage element %lld is 0x%x, expected 0x%x\n", what, (long long)i,
-                   (unsigned)get_bits(got, dt, i), (unsigned)get_bits(want, dt, i));
+                   (unsigned)fast_get_bits(got, dt, i), (unsigned)fast_get_bits(want, dt, i));
             break;
         }
     }
@@ -215,52 +189,52 @@ static void check_shape_pair(const shape *s, fas_dtype a, fas_dtype b, fast_rng 
     int64_t n_nd = storage_elems(&g, FAS_FORMAT_ND),
             n_nz = storage_elems(&g, FAS_FORMAT_FRACTAL_NZ);
 
-    void *nd_a = malloc((size_t)n_nd * esize(a));
-    void *nz_b = malloc((size_t)n_nz * esize(b));
-    void *nz_a = malloc((size_t)n_nz * esize(a));
-    void *back = malloc((size_t)n_nd * esize(a));
-    void *nd_b = malloc((size_t)n_nd * esize(b));
+    void *nd_a = malloc((size_t)n_nd * fast_elem_size(a));
+    void *nz_b = malloc((size_t)n_nz * fast_elem_size(b));
+    void *nz_a = malloc((size_t)n_nz * fast_elem_size(a));
+    void *back = malloc((size_t)n_nd * fast_elem_size(a));
+    void *nd_b = malloc((size_t)n_nd * fast_elem_size(b));
     assert_true(nd_a && nz_b && nz_a && back && nd_b);
-    for (int64_t i = 0; i < n_nd; i++) put_bits(nd_a, a, i, random_bits(rng, a));
+    for (int64_t i = 0; i < n_nd; i++) fast_put_bits(nd_a, a, i, random_bits(rng, a));
 
     fas_tensor t_nd_a = desc(nd_a, a, FAS_FORMAT_ND, s->ndim, s->dims);
     fas_tensor t_nz_b = desc(nz_b, b, FAS_FORMAT_FRACTAL_NZ, s->ndim, s->dims);
     fas_tensor t_nz_a = desc(nz_a, a, FAS_FORMAT_FRACTAL_NZ, s->ndim, s->dims);
     fas_tensor t_back = desc(back, a, FAS_FORMAT_ND, s->ndim, s->dims);
     fas_tensor t_nd_b = desc(nd_b, b, FAS_FORMAT_ND, s->ndim, s->dims);
-    assert_int_equal(fas_tensor_bytes(&t_nz_b), (size_t)n_nz * esize(b));
-    assert_int_equal(fas_tensor_bytes(&t_nd_a), (size_t)n_nd * esize(a));
+    assert_int_equal(fas_tensor_bytes(&t_nz_b), (size_t)n_nz * fast_elem_size(b));
+    assert_int_equal(fas_tensor_bytes(&t_nd_a), (size_t)n_nd * fast_elem_size(a));
 
     /* ND(a) -> NZ(b) */
-    garbage_fill(nz_b, (size_t)n_nz * esize(b), rng);
+    garbage_fill(nz_b, (size_t)n_nz * fast_elem_size(b), rng);
     assert_int_equal(fas_format_cast(&t_nd_a, &t_nz_b), FAS_OK);
     assert_string_equal(fas_last_error(), "");
     void *want_nz_b = expected_storage(nd_a, a, b, FAS_FORMAT_FRACTAL_NZ, &g);
     assert_storage_equal("ND->NZ", nz_b, want_nz_b, b, n_nz);
 
     /* NZ(b) -> ND(a), with garbage in the source padding (never read as data) */
-    garbage_fill(nz_b, (size_t)n_nz * esize(b), rng);
+    garbage_fill(nz_b, (size_t)n_nz * fast_elem_size(b), rng);
     for (int64_t bt = 0; bt < g.batch; bt++)
         for (int64_t m = 0; m < g.m; m++)
             for (int64_t c = 0; c < g.n; c++) {
                 int64_t i = nz_index(&g, bt, m, c);
-                put_bits(nz_b, b, i, get_bits(want_nz_b, b, i));
+                fast_put_bits(nz_b, b, i, fast_get_bits(want_nz_b, b, i));
             }
-    garbage_fill(back, (size_t)n_nd * esize(a), rng);
+    garbage_fill(back, (size_t)n_nd * fast_elem_size(a), rng);
     assert_int_equal(fas_format_cast(&t_nz_b, &t_back), FAS_OK);
     void *mid = expected_storage(nd_a, a, b, FAS_FORMAT_ND, &g);
     void *want_back = expected_storage(mid, b, a, FAS_FORMAT_ND, &g);
     assert_storage_equal("NZ->ND", back, want_back, a, n_nd);
-    if (a == b) assert_memory_equal(back, nd_a, (size_t)n_nd * esize(a));
+    if (a == b) assert_memory_equal(back, nd_a, (size_t)n_nd * fast_elem_size(a));
 
     /* NZ(b) -> NZ(a): the source still has garbage padding; the destination's must be zero */
-    garbage_fill(nz_a, (size_t)n_nz * esize(a), rng);
+    garbage_fill(nz_a, (size_t)n_nz * fast_elem_size(a), rng);
     assert_int_equal(fas_format_cast(&t_nz_b, &t_nz_a), FAS_OK);
     void *want_nz_a = expected_storage(mid, b, a, FAS_FORMAT_FRACTAL_NZ, &g);
     assert_storage_equal("NZ->NZ", nz_a, want_nz_a, a, n_nz);
 
     /* ND(a) -> ND(b) */
-    garbage_fill(nd_b, (size_t)n_nd * esize(b), rng);
+    garbage_fill(nd_b, (size_t)n_nd * fast_elem_size(b), rng);
     assert_int_equal(fas_format_cast(&t_nd_a, &t_nd_b), FAS_OK);
     assert_storage_equal("ND->ND", nd_b, mid, b, n_nd);
 
@@ -328,17 +302,17 @@ static void check_large(fas_dtype a, fas_dtype b, int64_t batch, int64_t m, int6
     geom g = geom_of(3, dims);
     int64_t n_nd = storage_elems(&g, FAS_FORMAT_ND),
             n_nz = storage_elems(&g, FAS_FORMAT_FRACTAL_NZ);
-    unsigned char *nd_buf = malloc((size_t)n_nd * esize(a) + 64 + offset_nd);
-    unsigned char *nz_buf = malloc((size_t)n_nz * esize(b) + 64 + offset_nz);
-    unsigned char *back_buf = malloc((size_t)n_nd * esize(a) + 64 + offset_nd);
+    unsigned char *nd_buf = malloc((size_t)n_nd * fast_elem_size(a) + 64 + offset_nd);
+    unsigned char *nz_buf = malloc((size_t)n_nz * fast_elem_size(b) + 64 + offset_nz);
+    unsigned char *back_buf = malloc((size_t)n_nd * fast_elem_size(a) + 64 + offset_nd);
     assert_true(nd_buf && nz_buf && back_buf);
     /* 64-byte aligned base, then the requested offset */
     void *nd = nd_buf + ((64 - ((uintptr_t)nd_buf & 63)) & 63) + offset_nd;
     void *nz = nz_buf + ((64 - ((uintptr_t)nz_buf & 63)) & 63) + offset_nz;
     void *back = back_buf + ((64 - ((uintptr_t)back_buf & 63)) & 63) + offset_nd;
-    for (int64_t i = 0; i < n_nd; i++) put_bits(nd, a, i, random_bits(rng, a));
-    memset(nz, 0x5a, (size_t)n_nz * esize(b));
-    memset(back, 0x5a, (size_t)n_nd * esize(a));
+    for (int64_t i = 0; i < n_nd; i++) fast_put_bits(nd, a, i, random_bits(rng, a));
+    memset(nz, 0x5a, (size_t)n_nz * fast_elem_size(b));
+    memset(back, 0x5a, (size_t)n_nd * fast_elem_size(a));
 
     fas_tensor t_nd = desc(nd, a, FAS_FORMAT_ND, 3, dims);
     fas_tensor t_nz = desc(nz, b, FAS_FORMAT_FRACTAL_NZ, 3, dims);

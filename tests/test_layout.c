@@ -57,32 +57,6 @@ static bool is_data(const geom *g, int64_t idx)
     return m < g->m && n < g->n;
 }
 
-static size_t esize(fas_dtype dt)
-{
-    return dt == FAS_DTYPE_FLOAT ? 4 : dt == FAS_DTYPE_UINT8 ? 1 : 2;
-}
-
-static uint32_t get_bits(const void *p, fas_dtype dt, int64_t i)
-{
-    switch (esize(dt)) {
-    case 1: return ((const uint8_t *)p)[i];
-    case 2: return ((const uint16_t *)p)[i];
-    default: {
-        uint32_t u;
-        memcpy(&u, (const unsigned char *)p + 4 * i, 4);
-        return u;
-    }
-    }
-}
-
-static void put_bits(void *p, fas_dtype dt, int64_t i, uint32_t v)
-{
-    switch (esize(dt)) {
-    case 1: ((uint8_t *)p)[i] = (uint8_t)v; break;
-    case 2: ((uint16_t *)p)[i] = (uint16_t)v; break;
-    default: memcpy((unsigned char *)p + 4 * i, &v, 4); break;
-    }
-}
 
 /* Stored element -> fp32, via the public scalar converters. */
 static float to_f32(fas_dtype dt, uint32_t bits)
@@ -129,8 +103,8 @@ typedef struct tmat {
 static uint32_t random_bits(fast_rng *r, fas_dtype dt)
 {
     uint64_t x = fast_rng_u64(r);
-    return esize(dt) == 1   ? (uint32_t)(x & 0xff)
-           : esize(dt) == 2 ? (uint32_t)(x & 0xffff)
+    return fast_elem_size(dt) == 1   ? (uint32_t)(x & 0xff)
+           : fast_elem_size(dt) == 2 ? (uint32_t)(x & 0xffff)
                             : (uint32_t)x;
 }
 
@@ -146,10 +120,10 @@ static tmat tmat_make(fas_dtype dt, bool nz, int ndim, const int64_t *dims, fast
     x.g = geom_of(ndim, dims);
     x.nz = nz;
     x.elems = storage_elems(&x.g, nz);
-    assert_int_equal(fas_tensor_bytes(&x.t), (size_t)x.elems * esize(dt));
-    x.t.data = malloc((size_t)x.elems * esize(dt));
+    assert_int_equal(fas_tensor_bytes(&x.t), (size_t)x.elems * fast_elem_size(dt));
+    x.t.data = malloc((size_t)x.elems * fast_elem_size(dt));
     assert_non_null(x.t.data);
-    for (int64_t i = 0; i < x.elems; i++) put_bits(x.t.data, dt, i, random_bits(r, dt));
+    for (int64_t i = 0; i < x.elems; i++) fast_put_bits(x.t.data, dt, i, random_bits(r, dt));
     fasi_mat_init(&x.m, &x.t);
     return x;
 }
@@ -260,7 +234,7 @@ static void one_load(fast_rng *r, const fasi_kernels *k, fas_dtype dt, bool nz, 
             uint32_t want;
             if (j < nc) {
                 int64_t sr = trans ? c0 + j : r0 + i, sc = trans ? r0 + i : c0 + j;
-                want = f32_bits(to_f32(dt, get_bits(x.t.data, dt, index_of(&x.g, nz, b, sr, sc))));
+                want = f32_bits(to_f32(dt, fast_get_bits(x.t.data, dt, index_of(&x.g, nz, b, sr, sc))));
             } else {
                 want = f32_bits(ref[i * ldd + j]);
             }
@@ -315,7 +289,7 @@ static void one_store(fast_rng *r, const fasi_kernels *k, fas_dtype dt, bool nz)
     int64_t dims[3] = {fast_rng_int(r, 1, 3), sizes[fast_rng_int(r, 0, NSIZES - 1)],
                        sizes[fast_rng_int(r, 0, NSIZES - 1)]};
     tmat x = tmat_make(dt, nz, 3, dims, r);
-    size_t bytes = (size_t)x.elems * esize(dt);
+    size_t bytes = (size_t)x.elems * fast_elem_size(dt);
     unsigned char *orig = malloc(bytes);
     assert_non_null(orig);
     memcpy(orig, x.t.data, bytes);
@@ -332,16 +306,16 @@ static void one_store(fast_rng *r, const fasi_kernels *k, fas_dtype dt, bool nz)
 
     for (int64_t i = 0; i < nr; i++)
         for (int64_t j = 0; j < nc; j++)
-            put_bits(orig, dt, index_of(&x.g, nz, b, r0 + i, c0 + j),
+            fast_put_bits(orig, dt, index_of(&x.g, nz, b, r0 + i, c0 + j),
                      from_f32(dt, src[i * lds + j]));
     for (int64_t e = 0; e < x.elems; e++) {
-        if (get_bits(x.t.data, dt, e) != get_bits(orig, dt, e)) {
+        if (fast_get_bits(x.t.data, dt, e) != fast_get_bits(orig, dt, e)) {
             printf("  store dtype %d %s [%lld,%lld,%lld] b %lld rect r0 %lld nr %lld c0 %lld nc "
                    "%lld: storage[%lld] = 0x%x, expected 0x%x\n",
                    (int)dt, nz ? "NZ" : "ND", (long long)dims[0], (long long)dims[1],
                    (long long)dims[2], (long long)b, (long long)r0, (long long)nr, (long long)c0,
-                   (long long)nc, (long long)e, (unsigned)get_bits(x.t.data, dt, e),
-                   (unsigned)get_bits(orig, dt, e));
+                   (long long)nc, (long long)e, (unsigned)fast_get_bits(x.t.data, dt, e),
+                   (unsigned)fast_get_bits(orig, dt, e));
             fail();
         }
     }
@@ -445,14 +419,14 @@ static void test_zero_padding(void **state)
             dims[i] =
                 i < ndim - 2 ? fast_rng_int(&r, 1, 3) : sizes[fast_rng_int(&r, 0, NSIZES - 1)];
         tmat x = tmat_make(dt, nz, ndim, dims, &r);
-        size_t bytes = (size_t)x.elems * esize(dt);
+        size_t bytes = (size_t)x.elems * fast_elem_size(dt);
         unsigned char *orig = malloc(bytes);
         assert_non_null(orig);
         memcpy(orig, x.t.data, bytes);
         fasi_mat_zero_padding(&x.m);
         for (int64_t e = 0; e < x.elems; e++) {
-            uint32_t want = (!nz || is_data(&x.g, e)) ? get_bits(orig, dt, e) : 0;
-            if (get_bits(x.t.data, dt, e) != want) {
+            uint32_t want = (!nz || is_data(&x.g, e)) ? fast_get_bits(orig, dt, e) : 0;
+            if (fast_get_bits(x.t.data, dt, e) != want) {
                 printf("  zero_padding ndim %d it %d: element %lld\n", ndim, it, (long long)e);
                 fail();
             }
@@ -481,13 +455,13 @@ static void test_get_set(void **state)
                     j = fast_rng_int(&r, 0, x.g.n - 1);
             int64_t e = index_of(&x.g, nz, b, i, j);
             double got = fasi_mat_get(&x.m, b, i, j);
-            float want = to_f32(dt, get_bits(x.t.data, dt, e));
+            float want = to_f32(dt, fast_get_bits(x.t.data, dt, e));
             assert_true((isnan(got) && isnan(want)) || got == (double)want);
             /* values exactly representable in fp32 round once, like the scalar converters */
             float v = dt == FAS_DTYPE_UINT8 ? (float)fast_rng_int(&r, 0, 255)
                                             : (float)fast_rng_uniform(&r, -1000.0, 1000.0);
             fasi_mat_set(&x.m, b, i, j, (double)v);
-            assert_int_equal(get_bits(x.t.data, dt, e), from_f32(dt, v));
+            assert_int_equal(fast_get_bits(x.t.data, dt, e), from_f32(dt, v));
         }
         tmat_free(&x);
     }
@@ -563,7 +537,7 @@ static void test_heads(void **state)
                 int64_t mat, sr, sc;
                 head_locate(merged, trans, N, rows, cols, b, n, r0 + i, c0 + j, &mat, &sr, &sc);
                 uint32_t want =
-                    f32_bits(to_f32(dt, get_bits(x.t.data, dt, index_of(&x.g, nz, mat, sr, sc))));
+                    f32_bits(to_f32(dt, fast_get_bits(x.t.data, dt, index_of(&x.g, nz, mat, sr, sc))));
                 if (f32_bits(buf[i * ld + j]) != want) {
                     printf("  heads load %s merged %d trans %d B %lld N %lld rows %lld cols %lld "
                            "head (%lld,%lld) rect %lld+%lld x %lld+%lld: [%lld][%lld]\n",
@@ -574,13 +548,13 @@ static void test_heads(void **state)
                     fail();
                 }
                 double g = fasi_heads_get(&h, b, n, r0 + i, c0 + j);
-                float wf = to_f32(dt, get_bits(x.t.data, dt, index_of(&x.g, nz, mat, sr, sc)));
+                float wf = to_f32(dt, fast_get_bits(x.t.data, dt, index_of(&x.g, nz, mat, sr, sc)));
                 assert_true((isnan(g) && isnan(wf)) || g == (double)wf);
             }
 
         /* store (untransposed layouts only, by contract) */
         if (!trans) {
-            size_t bytes = (size_t)x.elems * esize(dt);
+            size_t bytes = (size_t)x.elems * fast_elem_size(dt);
             unsigned char *orig = malloc(bytes);
             assert_non_null(orig);
             memcpy(orig, x.t.data, bytes);
@@ -590,7 +564,7 @@ static void test_heads(void **state)
                 for (int64_t j = 0; j < nc; j++) {
                     int64_t mat, sr, sc;
                     head_locate(merged, trans, N, rows, cols, b, n, r0 + i, c0 + j, &mat, &sr, &sc);
-                    put_bits(orig, dt, index_of(&x.g, nz, mat, sr, sc),
+                    fast_put_bits(orig, dt, index_of(&x.g, nz, mat, sr, sc),
                              from_f32(dt, buf[i * ld + j]));
                 }
             if (memcmp(orig, x.t.data, bytes) != 0) {
@@ -606,7 +580,7 @@ static void test_heads(void **state)
                     sc;
             head_locate(merged, trans, N, rows, cols, b, n, i, j, &mat, &sr, &sc);
             fasi_heads_set(&h, b, n, i, j, 0.5);
-            assert_int_equal(get_bits(x.t.data, dt, index_of(&x.g, nz, mat, sr, sc)),
+            assert_int_equal(fast_get_bits(x.t.data, dt, index_of(&x.g, nz, mat, sr, sc)),
                              from_f32(dt, 0.5f));
         }
         free(buf);
@@ -638,15 +612,15 @@ static void test_convert_tables(void **state)
         fasi_mat_convert(k, &s.m, &d.m);
         for (int64_t e = 0; e < d.elems; e++) {
             if (dnz && !is_data(&d.g, e)) {
-                assert_int_equal(get_bits(d.t.data, bdt, e), 0);
+                assert_int_equal(fast_get_bits(d.t.data, bdt, e), 0);
             }
         }
         for (int64_t b = 0; b < s.g.batch; b++)
             for (int64_t i = 0; i < s.g.m; i++)
                 for (int64_t j = 0; j < s.g.n; j++) {
-                    uint32_t sb = get_bits(s.t.data, a, index_of(&s.g, snz, b, i, j));
+                    uint32_t sb = fast_get_bits(s.t.data, a, index_of(&s.g, snz, b, i, j));
                     uint32_t want = a == bdt ? sb : from_f32(bdt, to_f32(a, sb));
-                    uint32_t got = get_bits(d.t.data, bdt, index_of(&d.g, dnz, b, i, j));
+                    uint32_t got = fast_get_bits(d.t.data, bdt, index_of(&d.g, dnz, b, i, j));
                     if (got != want) {
                         printf(
                             "  convert %d->%d %d->%d table %s (%lld,%lld,%lld): 0x%x want 0x%x\n",

@@ -121,6 +121,33 @@ uint8_t *fast_to_u8(const fas_tensor *t)
     return buf;
 }
 
+size_t fast_elem_size(fas_dtype dt)
+{
+    return dt == FAS_DTYPE_FLOAT ? 4 : dt == FAS_DTYPE_UINT8 ? 1 : 2;
+}
+
+uint32_t fast_get_bits(const void *p, fas_dtype dt, int64_t i)
+{
+    switch (fast_elem_size(dt)) {
+    case 1: return ((const uint8_t *)p)[i];
+    case 2: return ((const uint16_t *)p)[i];
+    default: {
+        uint32_t u;
+        memcpy(&u, (const unsigned char *)p + 4 * i, 4);
+        return u;
+    }
+    }
+}
+
+void fast_put_bits(void *p, fas_dtype dt, int64_t i, uint32_t v)
+{
+    switch (fast_elem_size(dt)) {
+    case 1: ((uint8_t *)p)[i] = (uint8_t)v; break;
+    case 2: ((uint16_t *)p)[i] = (uint16_t)v; break;
+    default: memcpy((unsigned char *)p + 4 * i, &v, 4); break;
+    }
+}
+
 fast_close_stats fast_check_close(const char *what, const float *got, const double *ref,
                                   int64_t n, double rtol, double atol_frac)
 {

@@ -45,6 +45,12 @@ uint8_t *fast_to_u8(const fas_tensor *t);
 /* Set a float tensor from a logical fp32 array. */
 void fast_from_f32(fas_tensor *t, const float *values);
 
+/* ---- raw elements: bytes per element (FLOAT 4, UINT8 1, FLOAT16/BF16 2) and the bit pattern
+ * of element i of a buffer of that dtype, read or written */
+size_t fast_elem_size(fas_dtype dt);
+uint32_t fast_get_bits(const void *p, fas_dtype dt, int64_t i);
+void fast_put_bits(void *p, fas_dtype dt, int64_t i, uint32_t v);
+
 /* ---- comparisons */
 typedef struct fast_close_stats {
     double max_abs;      /* max |got - ref| */
