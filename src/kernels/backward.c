@@ -1,12 +1,9 @@
 /* The blocked fp32 backward pipeline (SEMANTICS.md §6), one task per head (b, n):
- *   G  = keep / keep_prob,  Pd = P .* G
- *   dV = Pd^T . dO                       (sgemm)
- *   dP = (dO . V^T) .* G                 (sgemm, then the dropout row pass)
- *   dA = scale * P .* (dP - rowsum(dP .* P))   (softmax backward row pass)
- *   dQ = dA . K,  dK = dA^T . Q          (sgemm)
+ *   dP = (dO . V^T) .* G                 (sgemm, then the row pass), G = keep / keep_prob
+ *   dA = scale * P .* (dP - rowsum(dP .* P))   (same row pass)
+ *   Pd = P .* G                          (same row pass, in place, after P's last use)
+ *   dV = Pd^T . dO,  dQ = dA . K,  dK = dA^T . Q   (sgemm)
  * Tasks are independent, so results are bitwise identical for any thread count. */
-#include <string.h>
-
 #include "blas/blas.h"
 #include "common/memory.h"
 #include "common/problem.h"
@@ -14,8 +11,8 @@
 #include "kernels/parallel.h"
 
 typedef struct bwd_scratch {
-    float *p;      /* sq x sk: P */
-    float *t;      /* sq x sk: Pd, then dP, then dA */
+    float *p;      /* sq x sk: P, then Pd */
+    float *t;      /* sq x sk: dP, then dA */
     uint8_t *keep; /* sq x sk */
     float *q, *k, *v, *dout;   /* sq x d, sk x d, sk x dv, sq x dv */
     float *dq, *dk, *dv;       /* sq x d, sk x d, sk x dv */
@@ -42,28 +39,27 @@ static void backward_task(void *vctx, int thread, int64_t task)
     fasi_heads_load_f32(k, &p->k, b, n, 0, sk, 0, d, w->k, d);
     fasi_heads_load_f32(k, &p->v, b, n, 0, sk, 0, dv, w->v, dv);
 
-    memcpy(w->t, w->p, (size_t)(sq * sk) * sizeof *w->t);
-    if (p->has_dmask) {
-        fasi_mat_load_u8(&p->dmask, task, 0, sq, 0, sk, w->keep, sk);
-        for (int64_t i = 0; i < sq; i++)
-            k->dropout_apply(w->t + i * sk, w->keep + i * sk, (size_t)sk, inv_keep);
-    } else if (inv_keep != 1.0f) {
-        k->scale(w->t, (size_t)(sq * sk), inv_keep);
-    }
-    fasi_sgemm(true, false, sk, dv, sq, 1.0f, w->t, sk, w->dout, dv, 0.0f, w->dv, dv);
+    if (p->has_dmask) fasi_mat_load_u8(&p->dmask, task, 0, sq, 0, sk, w->keep, sk);
 
+    /* One pass per row while it is in cache: dP .* G, its dot with P, the softmax backward
+     * (t becomes dA), then P .* G in place (p becomes Pd, which only dV needs). */
     fasi_sgemm(false, true, sq, sk, dv, 1.0f, w->dout, dv, w->v, dv, 0.0f, w->t, sk);
     const float s = (float)p->scale;
     for (int64_t i = 0; i < sq; i++) {
-        float *row = w->t + i * sk;
-        const float *prow = w->p + i * sk;
+        float *row = w->t + i * sk, *prow = w->p + i * sk;
+        const uint8_t *keep = w->keep + i * sk;
         if (p->has_dmask)
-            k->dropout_apply(row, w->keep + i * sk, (size_t)sk, inv_keep);
+            k->dropout_apply(row, keep, (size_t)sk, inv_keep);
         else if (inv_keep != 1.0f)
             k->scale(row, (size_t)sk, inv_keep);
         float c = k->dot(row, prow, (size_t)sk);
         k->softmax_bwd(row, prow, (size_t)sk, c, s);
+        if (p->has_dmask)
+            k->dropout_apply(prow, keep, (size_t)sk, inv_keep);
+        else if (inv_keep != 1.0f)
+            k->scale(prow, (size_t)sk, inv_keep);
     }
+    fasi_sgemm(true, false, sk, dv, sq, 1.0f, w->p, sk, w->dout, dv, 0.0f, w->dv, dv);
     fasi_sgemm(false, false, sq, d, sk, 1.0f, w->t, sk, w->k, d, 0.0f, w->dq, d);
     fasi_sgemm(true, false, sk, d, sq, 1.0f, w->t, sk, w->q, d, 0.0f, w->dk, d);
 
