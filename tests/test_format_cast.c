@@ -11,44 +11,6 @@
 
 /* ---- independent model of the layouts -------------------------------------------------------- */
 
-/* Logical matrices of a descriptor (rank rules of §7: [n] is [n, 1], a scalar is [1, 1]). */
-typedef struct geom {
-    int64_t batch, m, n, m1, n1;
-} geom;
-
-static geom geom_of(int ndim, const int64_t *dims)
-{
-    geom g = {1, 1, 1, 0, 0};
-    if (ndim == 1) {
-        g.m = dims[0];
-    } else if (ndim >= 2) {
-        for (int i = 0; i < ndim - 2; i++) g.batch *= dims[i];
-        g.m = dims[ndim - 2];
-        g.n = dims[ndim - 1];
-    }
-    g.m1 = (g.m + 15) / 16;
-    g.n1 = (g.n + 15) / 16;
-    return g;
-}
-
-/* §7: beta*(N1*M1*256) + ((n/16)*M1 + m/16)*256 + (m%16)*16 + (n%16) */
-static int64_t nz_index(const geom *g, int64_t beta, int64_t m, int64_t n)
-{
-    return beta * (g->n1 * g->m1 * 256) + ((n / 16) * g->m1 + m / 16) * 256 + (m % 16) * 16 +
-           (n % 16);
-}
-
-static int64_t nd_index(const geom *g, int64_t beta, int64_t m, int64_t n)
-{
-    return (beta * g->m + m) * g->n + n;
-}
-
-static int64_t storage_elems(const geom *g, fas_format f)
-{
-    return f == FAS_FORMAT_FRACTAL_NZ ? g->batch * g->m1 * g->n1 * 256 : g->batch * g->m * g->n;
-}
-
-
 /* The expected result of converting one element, from the public scalar converters. */
 static uint32_t convert_bits(fas_dtype from, fas_dtype to, uint32_t bits)
 {
@@ -99,16 +61,16 @@ static void garbage_fill(void *p, size_t bytes, fast_rng *r)
 /* Expected storage of a tensor of format f, dtype `to`, holding the logical values of an ND
  * buffer of dtype `from`; padding zero. */
 static void *expected_storage(const void *nd, fas_dtype from, fas_dtype to, fas_format f,
-                              const geom *g)
+                              const fast_geom *g)
 {
-    int64_t n = storage_elems(g, f);
+    int64_t n = fast_storage_elems(g, f == FAS_FORMAT_FRACTAL_NZ);
     void *e = calloc((size_t)n, fast_elem_size(to));
     assert_non_null(e);
     for (int64_t b = 0; b < g->batch; b++)
         for (int64_t m = 0; m < g->m; m++)
             for (int64_t c = 0; c < g->n; c++) {
-                int64_t si = nd_index(g, b, m, c);
-                int64_t di = f == FAS_FORMAT_FRACTAL_NZ ? nz_index(g, b, m, c) : si;
+                int64_t si = fast_storage_index(g, false, b, m, c);
+                int64_t di = f == FAS_FORMAT_FRACTAL_NZ ? fast_storage_index(g, true, b, m, c) : si;
                 fast_put_bits(e, to, di, convert_bits(from, to, fast_get_bits(nd, from, si)));
             }
     return e;
@@ -185,9 +147,8 @@ static const dtype_pair pairs[] = {
  * destination prefilled with garbage and checked in full (data and padding). */
 static void check_shape_pair(const shape *s, fas_dtype a, fas_dtype b, fast_rng *rng)
 {
-    geom g = geom_of(s->ndim, s->dims);
-    int64_t n_nd = storage_elems(&g, FAS_FORMAT_ND),
-            n_nz = storage_elems(&g, FAS_FORMAT_FRACTAL_NZ);
+    fast_geom g = fast_geom_of(s->ndim, s->dims);
+    int64_t n_nd = fast_storage_elems(&g, false), n_nz = fast_storage_elems(&g, true);
 
     void *nd_a = malloc((size_t)n_nd * fast_elem_size(a));
     void *nz_b = malloc((size_t)n_nz * fast_elem_size(b));
@@ -217,7 +178,7 @@ static void check_shape_pair(const shape *s, fas_dtype a, fas_dtype b, fast_rng 
     for (int64_t bt = 0; bt < g.batch; bt++)
         for (int64_t m = 0; m < g.m; m++)
             for (int64_t c = 0; c < g.n; c++) {
-                int64_t i = nz_index(&g, bt, m, c);
+                int64_t i = fast_storage_index(&g, true, bt, m, c);
                 fast_put_bits(nz_b, b, i, fast_get_bits(want_nz_b, b, i));
             }
     garbage_fill(back, (size_t)n_nd * fast_elem_size(a), rng);
@@ -299,9 +260,8 @@ static void check_large(fas_dtype a, fas_dtype b, int64_t batch, int64_t m, int6
                         size_t offset_nd, size_t offset_nz, fast_rng *rng)
 {
     int64_t dims[3] = {batch, m, n};
-    geom g = geom_of(3, dims);
-    int64_t n_nd = storage_elems(&g, FAS_FORMAT_ND),
-            n_nz = storage_elems(&g, FAS_FORMAT_FRACTAL_NZ);
+    fast_geom g = fast_geom_of(3, dims);
+    int64_t n_nd = fast_storage_elems(&g, false), n_nz = fast_storage_elems(&g, true);
     unsigned char *nd_buf = malloc((size_t)n_nd * fast_elem_size(a) + 64 + offset_nd);
     unsigned char *nz_buf = malloc((size_t)n_nz * fast_elem_size(b) + 64 + offset_nz);
     unsigned char *back_buf = malloc((size_t)n_nd * fast_elem_size(a) + 64 + offset_nd);

@@ -15,39 +15,7 @@
 /* ---- independent model ------------------------------------------------------------------------
  */
 
-typedef struct geom {
-    int64_t batch, m, n, m1, n1;
-} geom;
-
-static geom geom_of(int ndim, const int64_t *dims)
-{
-    geom g = {1, 1, 1, 0, 0};
-    if (ndim == 1) {
-        g.m = dims[0];
-    } else if (ndim >= 2) {
-        for (int i = 0; i < ndim - 2; i++) g.batch *= dims[i];
-        g.m = dims[ndim - 2];
-        g.n = dims[ndim - 1];
-    }
-    g.m1 = (g.m + 15) / 16;
-    g.n1 = (g.n + 15) / 16;
-    return g;
-}
-
-/* Storage index of (beta, m, n): §7's formula for NZ, row-major for ND. */
-static int64_t index_of(const geom *g, bool nz, int64_t beta, int64_t m, int64_t n)
-{
-    if (!nz) return (beta * g->m + m) * g->n + n;
-    return beta * (g->n1 * g->m1 * 256) + ((n / 16) * g->m1 + m / 16) * 256 + (m % 16) * 16 +
-           (n % 16);
-}
-
-static int64_t storage_elems(const geom *g, bool nz)
-{
-    return nz ? g->batch * g->m1 * g->n1 * 256 : g->batch * g->m * g->n;
-}
-
-static bool is_data(const geom *g, int64_t idx)
+static bool is_data(const fast_geom *g, int64_t idx)
 {
     /* decode an NZ storage index back to (m, n) and test it against the matrix size */
     int64_t in_mat = idx % (g->m1 * g->n1 * 256);
@@ -56,7 +24,6 @@ static bool is_data(const geom *g, int64_t idx)
     int64_t m = mb * 16 + within / 16, n = nb * 16 + within % 16;
     return m < g->m && n < g->n;
 }
-
 
 /* Stored element -> fp32, via the public scalar converters. */
 static float to_f32(fas_dtype dt, uint32_t bits)
@@ -95,7 +62,7 @@ static uint32_t f32_bits(float x)
 typedef struct tmat {
     fas_tensor t;
     fasi_mat m;
-    geom g;
+    fast_geom g;
     bool nz;
     int64_t elems;
 } tmat;
@@ -105,7 +72,7 @@ static uint32_t random_bits(fast_rng *r, fas_dtype dt)
     uint64_t x = fast_rng_u64(r);
     return fast_elem_size(dt) == 1   ? (uint32_t)(x & 0xff)
            : fast_elem_size(dt) == 2 ? (uint32_t)(x & 0xffff)
-                            : (uint32_t)x;
+                                     : (uint32_t)x;
 }
 
 /* Storage filled with random bits everywhere (padding included). */
@@ -117,9 +84,9 @@ static tmat tmat_make(fas_dtype dt, bool nz, int ndim, const int64_t *dims, fast
     x.t.format = nz ? FAS_FORMAT_FRACTAL_NZ : FAS_FORMAT_ND;
     x.t.ndim = ndim;
     for (int i = 0; i < ndim; i++) x.t.dims[i] = dims[i];
-    x.g = geom_of(ndim, dims);
+    x.g = fast_geom_of(ndim, dims);
     x.nz = nz;
-    x.elems = storage_elems(&x.g, nz);
+    x.elems = fast_storage_elems(&x.g, nz);
     assert_int_equal(fas_tensor_bytes(&x.t), (size_t)x.elems * fast_elem_size(dt));
     x.t.data = malloc((size_t)x.elems * fast_elem_size(dt));
     assert_non_null(x.t.data);
@@ -191,11 +158,12 @@ static void test_mat_init(void **state)
             assert_int_equal(m.n1, (cases[i].cols + 15) / 16);
             assert_int_equal(m.mat_elems, nz ? m.m1 * m.n1 * 256 : m.rows * m.cols);
             assert_int_equal(m.nz, nz);
-            geom g = geom_of(t.ndim, t.dims);
+            fast_geom g = fast_geom_of(t.ndim, t.dims);
             for (int64_t b = 0; b < g.batch; b++)
                 for (int64_t r = 0; r < g.m; r++)
                     for (int64_t c = 0; c < g.n; c++)
-                        assert_int_equal(fasi_mat_index(&m, b, r, c), index_of(&g, nz, b, r, c));
+                        assert_int_equal(fasi_mat_index(&m, b, r, c),
+                                         fast_storage_index(&g, nz, b, r, c));
         }
     assert_int_equal(fasi_dtype_size(FAS_DTYPE_FLOAT), 4);
     assert_int_equal(fasi_dtype_size(FAS_DTYPE_FLOAT16), 2);
@@ -234,7 +202,8 @@ static void one_load(fast_rng *r, const fasi_kernels *k, fas_dtype dt, bool nz, 
             uint32_t want;
             if (j < nc) {
                 int64_t sr = trans ? c0 + j : r0 + i, sc = trans ? r0 + i : c0 + j;
-                want = f32_bits(to_f32(dt, fast_get_bits(x.t.data, dt, index_of(&x.g, nz, b, sr, sc))));
+                want = f32_bits(to_f32(
+                    dt, fast_get_bits(x.t.data, dt, fast_storage_index(&x.g, nz, b, sr, sc))));
             } else {
                 want = f32_bits(ref[i * ldd + j]);
             }
@@ -306,8 +275,8 @@ static void one_store(fast_rng *r, const fasi_kernels *k, fas_dtype dt, bool nz)
 
     for (int64_t i = 0; i < nr; i++)
         for (int64_t j = 0; j < nc; j++)
-            fast_put_bits(orig, dt, index_of(&x.g, nz, b, r0 + i, c0 + j),
-                     from_f32(dt, src[i * lds + j]));
+            fast_put_bits(orig, dt, fast_storage_index(&x.g, nz, b, r0 + i, c0 + j),
+                          from_f32(dt, src[i * lds + j]));
     for (int64_t e = 0; e < x.elems; e++) {
         if (fast_get_bits(x.t.data, dt, e) != fast_get_bits(orig, dt, e)) {
             printf("  store dtype %d %s [%lld,%lld,%lld] b %lld rect r0 %lld nr %lld c0 %lld nc "
@@ -376,8 +345,8 @@ static void test_u8_rectangles(void **state)
         fasi_mat_load_u8(&x.m, b, r0, nr, c0, nc, buf, ld);
         for (int64_t i = 0; i < nr; i++)
             for (int64_t j = 0; j < ld; j++) {
-                uint8_t want =
-                    j < nc ? data[index_of(&x.g, nz, b, r0 + i, c0 + j)] : ref[i * ld + j];
+                uint8_t want = j < nc ? data[fast_storage_index(&x.g, nz, b, r0 + i, c0 + j)]
+                                      : ref[i * ld + j];
                 if (buf[i * ld + j] != want) {
                     printf("  load_u8 %s it %d: [%lld][%lld]\n", nz ? "NZ" : "ND", it, (long long)i,
                            (long long)j);
@@ -390,7 +359,7 @@ static void test_u8_rectangles(void **state)
         fasi_mat_store_u8(&x.m, b, r0, nr, c0, nc, buf, ld);
         for (int64_t i = 0; i < nr; i++)
             for (int64_t j = 0; j < nc; j++)
-                orig[index_of(&x.g, nz, b, r0 + i, c0 + j)] = buf[i * ld + j];
+                orig[fast_storage_index(&x.g, nz, b, r0 + i, c0 + j)] = buf[i * ld + j];
         if (memcmp(orig, data, (size_t)x.elems) != 0) {
             printf("  store_u8 %s it %d: storage differs\n", nz ? "NZ" : "ND", it);
             fail();
@@ -453,7 +422,7 @@ static void test_get_set(void **state)
         for (int rep = 0; rep < 20; rep++) {
             int64_t b = fast_rng_int(&r, 0, 1), i = fast_rng_int(&r, 0, x.g.m - 1),
                     j = fast_rng_int(&r, 0, x.g.n - 1);
-            int64_t e = index_of(&x.g, nz, b, i, j);
+            int64_t e = fast_storage_index(&x.g, nz, b, i, j);
             double got = fasi_mat_get(&x.m, b, i, j);
             float want = to_f32(dt, fast_get_bits(x.t.data, dt, e));
             assert_true((isnan(got) && isnan(want)) || got == (double)want);
@@ -536,8 +505,8 @@ static void test_heads(void **state)
             for (int64_t j = 0; j < nc; j++) {
                 int64_t mat, sr, sc;
                 head_locate(merged, trans, N, rows, cols, b, n, r0 + i, c0 + j, &mat, &sr, &sc);
-                uint32_t want =
-                    f32_bits(to_f32(dt, fast_get_bits(x.t.data, dt, index_of(&x.g, nz, mat, sr, sc))));
+                uint32_t want = f32_bits(to_f32(
+                    dt, fast_get_bits(x.t.data, dt, fast_storage_index(&x.g, nz, mat, sr, sc))));
                 if (f32_bits(buf[i * ld + j]) != want) {
                     printf("  heads load %s merged %d trans %d B %lld N %lld rows %lld cols %lld "
                            "head (%lld,%lld) rect %lld+%lld x %lld+%lld: [%lld][%lld]\n",
@@ -548,7 +517,8 @@ static void test_heads(void **state)
                     fail();
                 }
                 double g = fasi_heads_get(&h, b, n, r0 + i, c0 + j);
-                float wf = to_f32(dt, fast_get_bits(x.t.data, dt, index_of(&x.g, nz, mat, sr, sc)));
+                float wf = to_f32(
+                    dt, fast_get_bits(x.t.data, dt, fast_storage_index(&x.g, nz, mat, sr, sc)));
                 assert_true((isnan(g) && isnan(wf)) || g == (double)wf);
             }
 
@@ -564,8 +534,8 @@ static void test_heads(void **state)
                 for (int64_t j = 0; j < nc; j++) {
                     int64_t mat, sr, sc;
                     head_locate(merged, trans, N, rows, cols, b, n, r0 + i, c0 + j, &mat, &sr, &sc);
-                    fast_put_bits(orig, dt, index_of(&x.g, nz, mat, sr, sc),
-                             from_f32(dt, buf[i * ld + j]));
+                    fast_put_bits(orig, dt, fast_storage_index(&x.g, nz, mat, sr, sc),
+                                  from_f32(dt, buf[i * ld + j]));
                 }
             if (memcmp(orig, x.t.data, bytes) != 0) {
                 printf("  heads store %s merged %d: storage differs\n", nz ? "NZ" : "ND",
@@ -580,7 +550,7 @@ static void test_heads(void **state)
                     sc;
             head_locate(merged, trans, N, rows, cols, b, n, i, j, &mat, &sr, &sc);
             fasi_heads_set(&h, b, n, i, j, 0.5);
-            assert_int_equal(fast_get_bits(x.t.data, dt, index_of(&x.g, nz, mat, sr, sc)),
+            assert_int_equal(fast_get_bits(x.t.data, dt, fast_storage_index(&x.g, nz, mat, sr, sc)),
                              from_f32(dt, 0.5f));
         }
         free(buf);
@@ -618,9 +588,11 @@ static void test_convert_tables(void **state)
         for (int64_t b = 0; b < s.g.batch; b++)
             for (int64_t i = 0; i < s.g.m; i++)
                 for (int64_t j = 0; j < s.g.n; j++) {
-                    uint32_t sb = fast_get_bits(s.t.data, a, index_of(&s.g, snz, b, i, j));
+                    uint32_t sb =
+                        fast_get_bits(s.t.data, a, fast_storage_index(&s.g, snz, b, i, j));
                     uint32_t want = a == bdt ? sb : from_f32(bdt, to_f32(a, sb));
-                    uint32_t got = fast_get_bits(d.t.data, bdt, index_of(&d.g, dnz, b, i, j));
+                    uint32_t got =
+                        fast_get_bits(d.t.data, bdt, fast_storage_index(&d.g, dnz, b, i, j));
                     if (got != want) {
                         printf(
                             "  convert %d->%d %d->%d table %s (%lld,%lld,%lld): 0x%x want 0x%x\n",

@@ -11,11 +11,11 @@
 #include "kernels/parallel.h"
 
 typedef struct bwd_scratch {
-    float *p;      /* sq x sk: P, then Pd */
-    float *t;      /* sq x sk: dP, then dA */
-    uint8_t *keep; /* sq x sk */
-    float *q, *k, *v, *dout;   /* sq x d, sk x d, sk x dv, sq x dv */
-    float *dq, *dk, *dv;       /* sq x d, sk x d, sk x dv */
+    float *p;                /* sq x sk: P, then Pd */
+    float *t;                /* sq x sk: dP, then dA */
+    uint8_t *keep;           /* sq x sk */
+    float *q, *k, *v, *dout; /* sq x d, sk x d, sk x dv, sq x dv */
+    float *dq, *dk, *dv;     /* sq x d, sk x d, sk x dv */
 } bwd_scratch;
 
 typedef struct bwd_ctx {
@@ -31,6 +31,7 @@ static void backward_task(void *vctx, int thread, int64_t task)
     bwd_scratch *w = &ctx->scratch[thread];
     const int64_t b = task / p->n, n = task % p->n;
     const int64_t sq = p->sq, sk = p->sk, d = p->d, dv = p->dv;
+    /* without a drop mask keep_prob is 1 (the API requires a mask otherwise): G == 1 */
     const float inv_keep = (float)(1.0 / p->keep_prob);
 
     fasi_mat_load_f32(k, &p->probs, task, false, 0, sq, 0, sk, w->p, sk);
@@ -48,16 +49,10 @@ static void backward_task(void *vctx, int thread, int64_t task)
     for (int64_t i = 0; i < sq; i++) {
         float *row = w->t + i * sk, *prow = w->p + i * sk;
         const uint8_t *keep = w->keep + i * sk;
-        if (p->has_dmask)
-            k->dropout_apply(row, keep, (size_t)sk, inv_keep);
-        else if (inv_keep != 1.0f)
-            k->scale(row, (size_t)sk, inv_keep);
+        if (p->has_dmask) k->dropout_apply(row, keep, (size_t)sk, inv_keep);
         float c = k->dot(row, prow, (size_t)sk);
         k->softmax_bwd(row, prow, (size_t)sk, c, s);
-        if (p->has_dmask)
-            k->dropout_apply(prow, keep, (size_t)sk, inv_keep);
-        else if (inv_keep != 1.0f)
-            k->scale(prow, (size_t)sk, inv_keep);
+        if (p->has_dmask) k->dropout_apply(prow, keep, (size_t)sk, inv_keep);
     }
     fasi_sgemm(true, false, sk, dv, sq, 1.0f, w->p, sk, w->dout, dv, 0.0f, w->dv, dv);
     fasi_sgemm(false, false, sq, d, sk, 1.0f, w->t, sk, w->k, d, 0.0f, w->dq, d);
@@ -75,12 +70,16 @@ fas_status fasi_pipeline_backward(const fasi_bwd_problem *p)
     int threads = p->threads;
     if (threads > ntasks) threads = (int)ntasks;
 
-    size_t sizes[10] = {
-        fasi_bytes3(p->sq, p->sk, sizeof(float)), fasi_bytes3(p->sq, p->sk, sizeof(float)),
-        fasi_bytes3(p->sq, p->sk, 1),             fasi_bytes3(p->sq, p->d, sizeof(float)),
-        fasi_bytes3(p->sk, p->d, sizeof(float)),  fasi_bytes3(p->sk, p->dv, sizeof(float)),
-        fasi_bytes3(p->sq, p->dv, sizeof(float)), fasi_bytes3(p->sq, p->d, sizeof(float)),
-        fasi_bytes3(p->sk, p->d, sizeof(float)),  fasi_bytes3(p->sk, p->dv, sizeof(float))};
+    size_t sizes[10] = {fasi_bytes3(p->sq, p->sk, sizeof(float)),
+                        fasi_bytes3(p->sq, p->sk, sizeof(float)),
+                        fasi_bytes3(p->sq, p->sk, 1),
+                        fasi_bytes3(p->sq, p->d, sizeof(float)),
+                        fasi_bytes3(p->sk, p->d, sizeof(float)),
+                        fasi_bytes3(p->sk, p->dv, sizeof(float)),
+                        fasi_bytes3(p->sq, p->dv, sizeof(float)),
+                        fasi_bytes3(p->sq, p->d, sizeof(float)),
+                        fasi_bytes3(p->sk, p->d, sizeof(float)),
+                        fasi_bytes3(p->sk, p->dv, sizeof(float))};
     size_t per = 0;
     bool overflow = false;
     for (int i = 0; i < 10; i++) {

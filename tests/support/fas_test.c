@@ -121,6 +121,33 @@ uint8_t *fast_to_u8(const fas_tensor *t)
     return buf;
 }
 
+fast_geom fast_geom_of(int ndim, const int64_t *dims)
+{
+    fast_geom g = {1, 1, 1, 0, 0};
+    if (ndim == 1) {
+        g.m = dims[0];
+    } else if (ndim >= 2) {
+        for (int i = 0; i < ndim - 2; i++) g.batch *= dims[i];
+        g.m = dims[ndim - 2];
+        g.n = dims[ndim - 1];
+    }
+    g.m1 = (g.m + 15) / 16;
+    g.n1 = (g.n + 15) / 16;
+    return g;
+}
+
+int64_t fast_storage_index(const fast_geom *g, bool nz, int64_t beta, int64_t m, int64_t n)
+{
+    if (!nz) return (beta * g->m + m) * g->n + n;
+    return beta * (g->n1 * g->m1 * 256) + ((n / 16) * g->m1 + m / 16) * 256 + (m % 16) * 16 +
+           (n % 16);
+}
+
+int64_t fast_storage_elems(const fast_geom *g, bool nz)
+{
+    return nz ? g->batch * g->m1 * g->n1 * 256 : g->batch * g->m * g->n;
+}
+
 size_t fast_elem_size(fas_dtype dt)
 {
     return dt == FAS_DTYPE_FLOAT ? 4 : dt == FAS_DTYPE_UINT8 ? 1 : 2;
@@ -148,8 +175,8 @@ void fast_put_bits(void *p, fas_dtype dt, int64_t i, uint32_t v)
     }
 }
 
-fast_close_stats fast_check_close(const char *what, const float *got, const double *ref,
-                                  int64_t n, double rtol, double atol_frac)
+fast_close_stats fast_check_close(const char *what, const float *got, const double *ref, int64_t n,
+                                  double rtol, double atol_frac)
 {
     fast_close_stats s = {0, 0, -INFINITY, -1, 0};
     double ref_max = 0;

@@ -4,6 +4,7 @@
 #define FAS_TEST_H
 
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +52,18 @@ size_t fast_elem_size(fas_dtype dt);
 uint32_t fast_get_bits(const void *p, fas_dtype dt, int64_t i);
 void fast_put_bits(void *p, fas_dtype dt, int64_t i, uint32_t v);
 
+/* ---- the test's own model of the layouts (SEMANTICS §7), independent of src/layout:
+ * a descriptor as batch matrices of m x n (rank rules: [n] is [n, 1], a scalar [1, 1]) */
+typedef struct fast_geom {
+    int64_t batch, m, n, m1, n1; /* m1, n1: fractal rows and columns, ceil(m/16), ceil(n/16) */
+} fast_geom;
+
+fast_geom fast_geom_of(int ndim, const int64_t *dims);
+/* element (beta, m, n): beta*(N1*M1*256) + ((n/16)*M1 + m/16)*256 + (m%16)*16 + n%16 for NZ,
+ * row-major for ND */
+int64_t fast_storage_index(const fast_geom *g, bool nz, int64_t beta, int64_t m, int64_t n);
+int64_t fast_storage_elems(const fast_geom *g, bool nz); /* NZ padding included */
+
 /* ---- comparisons */
 typedef struct fast_close_stats {
     double max_abs;      /* max |got - ref| */
@@ -63,18 +76,18 @@ typedef struct fast_close_stats {
 /* Accuracy contract of SEMANTICS.md §2: |got - ref| <= atol + rtol*|ref| with
  * atol = atol_frac * max|ref|. NaN in both at the same place counts as equal. Returns the
  * statistics; on failure prints `what`, the worst index and both values. */
-fast_close_stats fast_check_close(const char *what, const float *got, const double *ref,
-                                  int64_t n, double rtol, double atol_frac);
+fast_close_stats fast_check_close(const char *what, const float *got, const double *ref, int64_t n,
+                                  double rtol, double atol_frac);
 
 #define FAST_RTOL (1.0 / 512.0)
 #define FAST_ATOL_FRAC (1.0 / 4096.0)
 
 /* cmocka assertion wrapper: fails the test when any element misses the contract. */
-#define fast_assert_close(what, got, ref, n)                                                    \
-    do {                                                                                        \
-        fast_close_stats s_ = fast_check_close((what), (got), (ref), (n), FAST_RTOL,           \
-                                               FAST_ATOL_FRAC);                                 \
-        assert_int_equal(s_.failures, 0);                                                       \
+#define fast_assert_close(what, got, ref, n)                                                       \
+    do {                                                                                           \
+        fast_close_stats s_ =                                                                      \
+            fast_check_close((what), (got), (ref), (n), FAST_RTOL, FAST_ATOL_FRAC);                \
+        assert_int_equal(s_.failures, 0);                                                          \
     } while (0)
 
 /* Fill `bytes` bytes at p with a recognisable canary, and check it is intact. */
