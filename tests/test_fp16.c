@@ -516,11 +516,11 @@ static void compare_f32(const char *what, const float *got, const float *want, c
 static void cross_f32(const fasi_kernels *k, const fasi_kernels *p, const float *in, size_t n,
                       uint16_t *o1, uint16_t *o2, long *bad_h, long *bad_b)
 {
-    k->f32_to_f16(in, o1, n);
-    p->f32_to_f16(in, o2, n);
+    k->f32_to_f16(in, n, o1, n, 1, n);
+    p->f32_to_f16(in, n, o2, n, 1, n);
     compare_u16("f32_to_f16", o1, o2, in, n, bad_h);
-    k->f32_to_bf16(in, o1, n);
-    p->f32_to_bf16(in, o2, n);
+    k->f32_to_bf16(in, n, o1, n, 1, n);
+    p->f32_to_bf16(in, n, o2, n, 1, n);
     compare_u16("f32_to_bf16", o1, o2, in, n, bad_b);
 }
 
@@ -545,11 +545,11 @@ static void check_level_identical(fasi_isa isa)
     /* All 2^16 halves and bf16 patterns. */
     long bad = 0;
     for (uint32_t i = 0; i < 65536; i++) h[i] = (uint16_t)i;
-    k->f16_to_f32(h, f1, 65536);
-    p->f16_to_f32(h, f2, 65536);
+    k->f16_to_f32(h, 65536, f1, 65536, 1, 65536);
+    p->f16_to_f32(h, 65536, f2, 65536, 1, 65536);
     compare_f32("f16_to_f32", f1, f2, h, 65536, &bad);
-    k->bf16_to_f32(h, f1, 65536);
-    p->bf16_to_f32(h, f2, 65536);
+    k->bf16_to_f32(h, 65536, f1, 65536, 1, 65536);
+    p->bf16_to_f32(h, 65536, f2, 65536, 1, 65536);
     compare_f32("bf16_to_f32", f1, f2, h, 65536, &bad);
     assert_int_equal(bad, 0);
 
@@ -594,20 +594,20 @@ static void check_level_identical(fasi_isa isa)
                 memset(want_h, 0xa5, sizeof want_h);
                 switch (op) {
                 case 0:
-                    k->f16_to_f32(in_h + off, out_f + off, n);
-                    p->f16_to_f32(in_h + off, want_f + off, n);
+                    k->f16_to_f32(in_h + off, n, out_f + off, n, 1, n);
+                    p->f16_to_f32(in_h + off, n, want_f + off, n, 1, n);
                     break;
                 case 1:
-                    k->bf16_to_f32(in_h + off, out_f + off, n);
-                    p->bf16_to_f32(in_h + off, want_f + off, n);
+                    k->bf16_to_f32(in_h + off, n, out_f + off, n, 1, n);
+                    p->bf16_to_f32(in_h + off, n, want_f + off, n, 1, n);
                     break;
                 case 2:
-                    k->f32_to_f16(in_f + off, out_h + off, n);
-                    p->f32_to_f16(in_f + off, want_h + off, n);
+                    k->f32_to_f16(in_f + off, n, out_h + off, n, 1, n);
+                    p->f32_to_f16(in_f + off, n, want_h + off, n, 1, n);
                     break;
                 default:
-                    k->f32_to_bf16(in_f + off, out_h + off, n);
-                    p->f32_to_bf16(in_f + off, want_h + off, n);
+                    k->f32_to_bf16(in_f + off, n, out_h + off, n, 1, n);
+                    p->f32_to_bf16(in_f + off, n, want_h + off, n, 1, n);
                     break;
                 }
                 if (memcmp(out_f, want_f, sizeof out_f) != 0 ||
@@ -643,6 +643,123 @@ static void test_avx512_identical(void **state)
         skip();
     }
     check_level_identical(FASI_ISA_AVX512);
+}
+
+/* ---- strided 2-D entries: random rectangles against the scalar definitions */
+
+/* Random rectangles in all four directions: rows 1..40, cols 1..70 (a quarter of them exactly
+ * 16, the NZ fractal row of the block loaders), pitches cols or cols + 1..19, element offsets
+ * 0..15 on both sides. Each source buffer ends exactly at the rectangle's last element, so a
+ * read past it is caught by ASan or valgrind; each destination buffer is canary-filled with
+ * GUARD elements after the rectangle. Inside the rectangle every element must be bit-identical
+ * to the scalar conversion of its source element, and every other destination byte must still
+ * hold its canary. */
+static void check_level_strided(const fasi_kernels *k, uint64_t seed)
+{
+    enum { CASES = 600, GUARD = 24 };
+    fast_rng rng;
+    fast_rng_seed(&rng, seed);
+    long checked = 0;
+    for (int it = 0; it < CASES; it++) {
+        const size_t rows = (size_t)fast_rng_int(&rng, 1, 40);
+        const size_t cols = fast_rng_int(&rng, 0, 3) == 0 ? 16 : (size_t)fast_rng_int(&rng, 1, 70);
+        const size_t lds =
+            cols + (fast_rng_int(&rng, 0, 2) ? (size_t)fast_rng_int(&rng, 1, 19) : 0);
+        const size_t ldd =
+            cols + (fast_rng_int(&rng, 0, 2) ? (size_t)fast_rng_int(&rng, 1, 19) : 0);
+        const size_t soff = (size_t)fast_rng_int(&rng, 0, 15),
+                     doff = (size_t)fast_rng_int(&rng, 0, 15);
+        const size_t sn = soff + (rows - 1) * lds + cols,
+                     dn = doff + (rows - 1) * ldd + cols + GUARD;
+        uint16_t *sh = malloc(sn * sizeof *sh), *dh = malloc(dn * sizeof *dh);
+        uint16_t *canary_h = malloc(dn * sizeof *canary_h);
+        float *sf = malloc(sn * sizeof *sf), *df = malloc(dn * sizeof *df);
+        float *canary_f = malloc(dn * sizeof *canary_f);
+        assert_true(sh && dh && canary_h && sf && df && canary_f);
+        for (size_t i = 0; i < sn; i++) {
+            uint64_t r = fast_rng_u64(&rng);
+            sf[i] = u2f((uint32_t)r);
+            sh[i] = (uint16_t)(r >> 32);
+        }
+        fast_canary_fill(canary_h, dn * sizeof *canary_h);
+        fast_canary_fill(canary_f, dn * sizeof *canary_f);
+        for (int op = 0; op < 4; op++) {
+            static const char *const names[] = {"f16_to_f32", "bf16_to_f32", "f32_to_f16",
+                                                "f32_to_bf16"};
+            memcpy(dh, canary_h, dn * sizeof *dh);
+            memcpy(df, canary_f, dn * sizeof *df);
+            switch (op) {
+            case 0: k->f16_to_f32(sh + soff, lds, df + doff, ldd, rows, cols); break;
+            case 1: k->bf16_to_f32(sh + soff, lds, df + doff, ldd, rows, cols); break;
+            case 2: k->f32_to_f16(sf + soff, lds, dh + doff, ldd, rows, cols); break;
+            default: k->f32_to_bf16(sf + soff, lds, dh + doff, ldd, rows, cols); break;
+            }
+            long bad = 0;
+            for (size_t i = 0; i < dn; i++) {
+                const size_t r = (i - doff) / ldd, c = (i - doff) % ldd;
+                const bool inside = i >= doff && r < rows && c < cols;
+                const size_t si = soff + r * lds + c;
+                uint32_t got, want;
+                if (op < 2) {
+                    got = f2u(df[i]);
+                    want = !inside   ? f2u(canary_f[i])
+                           : op == 0 ? f2u(fasi_f16_to_f32(sh[si]))
+                                     : f2u(fasi_bf16_to_f32(sh[si]));
+                } else {
+                    got = dh[i];
+                    want = !inside   ? canary_h[i]
+                           : op == 2 ? fasi_f32_to_f16(sf[si])
+                                     : fasi_f32_to_bf16(sf[si]);
+                }
+                if (got != want) {
+                    if (bad < 8)
+                        printf("  %s %s: rows %zu cols %zu lds %zu ldd %zu offsets %zu/%zu: "
+                               "dst element %zu (%s) = 0x%08x, expected 0x%08x\n",
+                               k->name, names[op], rows, cols, lds, ldd, soff, doff, i,
+                               inside ? "inside" : "outside", (unsigned)got, (unsigned)want);
+                    bad++;
+                }
+            }
+            if (bad) fail();
+            checked += (long)(rows * cols);
+        }
+        free(sh);
+        free(dh);
+        free(canary_h);
+        free(sf);
+        free(df);
+        free(canary_f);
+    }
+    printf("  %s: %d rectangles x 4 directions, %ld elements compared\n", k->name, CASES, checked);
+}
+
+static void test_portable_strided(void **state)
+{
+    (void)state;
+    const fasi_kernels *p = fasi_kernels_for(FASI_ISA_PORTABLE);
+    assert_non_null(p);
+    check_level_strided(p, fast_test_seed("strided_portable", 0x2d0u));
+}
+
+static void test_avx2_strided(void **state)
+{
+    (void)state;
+    if (!fasi_kernels_for(FASI_ISA_AVX2)) {
+        printf("  AVX2 level not available on this CPU/build: not tested\n");
+        skip();
+    }
+    check_level_strided(fasi_kernels_for(FASI_ISA_AVX2), fast_test_seed("strided_avx2", 0x2d1u));
+}
+
+static void test_avx512_strided(void **state)
+{
+    (void)state;
+    if (!fasi_kernels_for(FASI_ISA_AVX512)) {
+        printf("  AVX-512 level not available on this CPU/build: not tested\n");
+        skip();
+    }
+    check_level_strided(fasi_kernels_for(FASI_ISA_AVX512),
+                        fast_test_seed("strided_avx512", 0x2d2u));
 }
 
 /* ---- public wrappers */
@@ -683,6 +800,9 @@ int main(void)
         cmocka_unit_test(test_float_to_bf16),
         cmocka_unit_test(test_avx2_identical),
         cmocka_unit_test(test_avx512_identical),
+        cmocka_unit_test(test_portable_strided),
+        cmocka_unit_test(test_avx2_strided),
+        cmocka_unit_test(test_avx512_strided),
         cmocka_unit_test(test_public_wrappers),
     };
     return cmocka_run_group_tests(tests, setup_tables, NULL);

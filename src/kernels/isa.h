@@ -22,12 +22,22 @@ typedef struct fasi_kernels {
     fasi_isa isa;
     const char *name; /* "portable", "avx2", "avx512" */
 
-    /* Array conversions, round to nearest even. Every level is bit-identical to the portable
-     * one for every input (NaN payloads included: a NaN stays a quiet NaN with its sign). */
-    void (*f16_to_f32)(const uint16_t *src, float *dst, size_t n);
-    void (*f32_to_f16)(const float *src, uint16_t *dst, size_t n);
-    void (*bf16_to_f32)(const uint16_t *src, float *dst, size_t n);
-    void (*f32_to_bf16)(const float *src, uint16_t *dst, size_t n);
+    /* Strided 2-D conversions, round to nearest even: `rows` rows of `cols` elements, row r of
+     * the source at src + r*lds and of the destination at dst + r*ldd (pitches in elements;
+     * an array of n elements is rows = 1, cols = n). Strided, so that a fractal slab converts
+     * straight between NZ storage (pitch 16) and a block row-major panel in one call. Only the
+     * rows x cols rectangles are accessed: nothing else of dst is written, even temporarily, and
+     * nothing else of src is read. Pointers need only their element type's natural alignment.
+     * Every level is bit-identical to the portable one for every input (NaN payloads included:
+     * a NaN stays a quiet NaN with its sign). */
+    void (*f16_to_f32)(const uint16_t *src, size_t lds, float *dst, size_t ldd, size_t rows,
+                       size_t cols);
+    void (*f32_to_f16)(const float *src, size_t lds, uint16_t *dst, size_t ldd, size_t rows,
+                       size_t cols);
+    void (*bf16_to_f32)(const uint16_t *src, size_t lds, float *dst, size_t ldd, size_t rows,
+                        size_t cols);
+    void (*f32_to_bf16)(const float *src, size_t lds, uint16_t *dst, size_t ldd, size_t rows,
+                        size_t cols);
 
     /* Row kernels on fp32 rows of n elements (n may be 0). Every level computes the same
      * formulas in the same order (sums: 32 partial sums, element j into partial j % 32, then a

@@ -6,14 +6,26 @@
  * over all 2^32 floats and all 2^16 halves, with DAZ/FTZ both off and on).
  * bf16: integer arithmetic, the same formulas as fasi_f32_to_bf16 / fasi_bf16_to_f32.
  *
- * Pointers need only the natural alignment of their element type. A tail shorter than one
- * vector goes through a zero-padded stack block, so every element takes the same vector path. */
+ * Every entry is 2-D (see isa.h): a row loop around an inlined 1-D row body, so a call makes no
+ * further call per row. Rows of exactly 16 elements (one row of one NZ fractal, the common case
+ * of the block loaders) take a dedicated body of two 8-lane conversions with no tail logic, and
+ * a single row or a dense rectangle (both pitches equal to cols) is converted as one long row.
+ *
+ * Pointers need only the natural alignment of their element type. A row tail shorter than one
+ * vector goes through a zero-padded stack block, so every element takes the same vector path and
+ * nothing outside the rectangle is read or written. */
 #include <immintrin.h>
 #include <string.h>
 
 #include "kernels/isa.h"
 
-static void f16_to_f32_avx2(const uint16_t *src, float *dst, size_t n)
+#if defined(__GNUC__)
+#define FASI_ROW_INLINE static inline __attribute__((always_inline))
+#else
+#define FASI_ROW_INLINE static inline
+#endif
+
+FASI_ROW_INLINE void f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
 {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -32,7 +44,28 @@ static void f16_to_f32_avx2(const uint16_t *src, float *dst, size_t n)
     }
 }
 
-static void f32_to_f16_avx2(const float *src, uint16_t *dst, size_t n)
+static void f16_to_f32_avx2(const uint16_t *src, size_t lds, float *dst, size_t ldd, size_t rows,
+                            size_t cols)
+{
+    if (rows == 1 || (lds == cols && ldd == cols)) {
+        f16_to_f32_row(src, dst, rows * cols);
+        return;
+    }
+    if (cols == 16) {
+        for (size_t r = 0; r < rows; r++) {
+            const uint16_t *s = src + r * lds;
+            float *d = dst + r * ldd;
+            __m128i h0 = _mm_loadu_si128((const __m128i *)(const void *)s);
+            __m128i h1 = _mm_loadu_si128((const __m128i *)(const void *)(s + 8));
+            _mm256_storeu_ps(d, _mm256_cvtph_ps(h0));
+            _mm256_storeu_ps(d + 8, _mm256_cvtph_ps(h1));
+        }
+        return;
+    }
+    for (size_t r = 0; r < rows; r++) f16_to_f32_row(src + r * lds, dst + r * ldd, cols);
+}
+
+FASI_ROW_INLINE void f32_to_f16_row(const float *src, uint16_t *dst, size_t n)
 {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -52,6 +85,27 @@ static void f32_to_f16_avx2(const float *src, uint16_t *dst, size_t n)
     }
 }
 
+static void f32_to_f16_avx2(const float *src, size_t lds, uint16_t *dst, size_t ldd, size_t rows,
+                            size_t cols)
+{
+    if (rows == 1 || (lds == cols && ldd == cols)) {
+        f32_to_f16_row(src, dst, rows * cols);
+        return;
+    }
+    if (cols == 16) {
+        for (size_t r = 0; r < rows; r++) {
+            const float *s = src + r * lds;
+            uint16_t *d = dst + r * ldd;
+            __m128i h0 = _mm256_cvtps_ph(_mm256_loadu_ps(s), _MM_FROUND_TO_NEAREST_INT);
+            __m128i h1 = _mm256_cvtps_ph(_mm256_loadu_ps(s + 8), _MM_FROUND_TO_NEAREST_INT);
+            _mm_storeu_si128((__m128i *)(void *)d, h0);
+            _mm_storeu_si128((__m128i *)(void *)(d + 8), h1);
+        }
+        return;
+    }
+    for (size_t r = 0; r < rows; r++) f32_to_f16_row(src + r * lds, dst + r * ldd, cols);
+}
+
 /* A NaN gets its quiet bit set, as in fasi_bf16_to_f32. */
 static inline __m256 bf16x8_to_f32(__m128i b)
 {
@@ -62,7 +116,7 @@ static inline __m256 bf16x8_to_f32(__m128i b)
     return _mm256_castsi256_ps(u);
 }
 
-static void bf16_to_f32_avx2(const uint16_t *src, float *dst, size_t n)
+FASI_ROW_INLINE void bf16_to_f32_row(const uint16_t *src, float *dst, size_t n)
 {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -79,6 +133,27 @@ static void bf16_to_f32_avx2(const uint16_t *src, float *dst, size_t n)
         _mm256_storeu_ps(fb, bf16x8_to_f32(_mm_loadu_si128((const __m128i *)(const void *)bb)));
         memcpy(dst + i, fb, m * sizeof *dst);
     }
+}
+
+static void bf16_to_f32_avx2(const uint16_t *src, size_t lds, float *dst, size_t ldd, size_t rows,
+                             size_t cols)
+{
+    if (rows == 1 || (lds == cols && ldd == cols)) {
+        bf16_to_f32_row(src, dst, rows * cols);
+        return;
+    }
+    if (cols == 16) {
+        for (size_t r = 0; r < rows; r++) {
+            const uint16_t *s = src + r * lds;
+            float *d = dst + r * ldd;
+            __m128i b0 = _mm_loadu_si128((const __m128i *)(const void *)s);
+            __m128i b1 = _mm_loadu_si128((const __m128i *)(const void *)(s + 8));
+            _mm256_storeu_ps(d, bf16x8_to_f32(b0));
+            _mm256_storeu_ps(d + 8, bf16x8_to_f32(b1));
+        }
+        return;
+    }
+    for (size_t r = 0; r < rows; r++) bf16_to_f32_row(src + r * lds, dst + r * ldd, cols);
 }
 
 /* 32-bit lanes holding the bf16 result in their high half: a NaN keeps its top bits with the
@@ -103,7 +178,7 @@ static inline __m256i f32x16_to_bf16(__m256 lo, __m256 hi)
     return _mm256_permute4x64_epi64(p, 0xd8);
 }
 
-static void f32_to_bf16_avx2(const float *src, uint16_t *dst, size_t n)
+FASI_ROW_INLINE void f32_to_bf16_row(const float *src, uint16_t *dst, size_t n)
 {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -119,6 +194,24 @@ static void f32_to_bf16_avx2(const float *src, uint16_t *dst, size_t n)
                             f32x16_to_bf16(_mm256_loadu_ps(fb), _mm256_loadu_ps(fb + 8)));
         memcpy(dst + i, bb, m * sizeof *dst);
     }
+}
+
+static void f32_to_bf16_avx2(const float *src, size_t lds, uint16_t *dst, size_t ldd, size_t rows,
+                             size_t cols)
+{
+    if (rows == 1 || (lds == cols && ldd == cols)) {
+        f32_to_bf16_row(src, dst, rows * cols);
+        return;
+    }
+    if (cols == 16) {
+        for (size_t r = 0; r < rows; r++) {
+            const float *s = src + r * lds;
+            __m256i b = f32x16_to_bf16(_mm256_loadu_ps(s), _mm256_loadu_ps(s + 8));
+            _mm256_storeu_si256((__m256i *)(void *)(dst + r * ldd), b);
+        }
+        return;
+    }
+    for (size_t r = 0; r < rows; r++) f32_to_bf16_row(src + r * lds, dst + r * ldd, cols);
 }
 
 void fasi_register_fp16_avx2(fasi_kernels *k)

@@ -7,15 +7,27 @@
  * AVX512_BF16's vcvtneps2bf16 is deliberately not used: it flushes denormals to zero, which the
  * portable definition does not.
  *
- * Tails use masked loads and stores; masked-off lanes are never accessed, so nothing is read or
- * written past the arrays. Pointers need only the natural alignment of their element type. */
+ * Every entry is 2-D (see isa.h): a row loop around an inlined 1-D row body, so a call makes no
+ * further call per row. Rows of exactly 16 elements (one row of one NZ fractal, the common case
+ * of the block loaders) take a dedicated body of one 16-lane conversion with no mask, and a
+ * single row or a dense rectangle (both pitches equal to cols) is converted as one long row.
+ *
+ * Row tails use masked loads and stores; masked-off lanes are never accessed, so nothing outside
+ * the rectangle is read or written. Pointers need only the natural alignment of their element
+ * type. */
 #include <immintrin.h>
 
 #include "kernels/isa.h"
 
+#if defined(__GNUC__)
+#define FASI_ROW_INLINE static inline __attribute__((always_inline))
+#else
+#define FASI_ROW_INLINE static inline
+#endif
+
 static inline __mmask16 tail_mask(size_t m) { return (__mmask16)((1u << m) - 1u); }
 
-static void f16_to_f32_avx512(const uint16_t *src, float *dst, size_t n)
+FASI_ROW_INLINE void f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
 {
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
@@ -31,7 +43,24 @@ static void f16_to_f32_avx512(const uint16_t *src, float *dst, size_t n)
     }
 }
 
-static void f32_to_f16_avx512(const float *src, uint16_t *dst, size_t n)
+static void f16_to_f32_avx512(const uint16_t *src, size_t lds, float *dst, size_t ldd, size_t rows,
+                              size_t cols)
+{
+    if (rows == 1 || (lds == cols && ldd == cols)) {
+        f16_to_f32_row(src, dst, rows * cols);
+        return;
+    }
+    if (cols == 16) {
+        for (size_t r = 0; r < rows; r++) {
+            __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)(src + r * lds));
+            _mm512_storeu_ps(dst + r * ldd, _mm512_cvtph_ps(h));
+        }
+        return;
+    }
+    for (size_t r = 0; r < rows; r++) f16_to_f32_row(src + r * lds, dst + r * ldd, cols);
+}
+
+FASI_ROW_INLINE void f32_to_f16_row(const float *src, uint16_t *dst, size_t n)
 {
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
@@ -47,6 +76,23 @@ static void f32_to_f16_avx512(const float *src, uint16_t *dst, size_t n)
     }
 }
 
+static void f32_to_f16_avx512(const float *src, size_t lds, uint16_t *dst, size_t ldd, size_t rows,
+                              size_t cols)
+{
+    if (rows == 1 || (lds == cols && ldd == cols)) {
+        f32_to_f16_row(src, dst, rows * cols);
+        return;
+    }
+    if (cols == 16) {
+        for (size_t r = 0; r < rows; r++) {
+            __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(src + r * lds), _MM_FROUND_TO_NEAREST_INT);
+            _mm256_storeu_si256((__m256i *)(void *)(dst + r * ldd), h);
+        }
+        return;
+    }
+    for (size_t r = 0; r < rows; r++) f32_to_f16_row(src + r * lds, dst + r * ldd, cols);
+}
+
 /* A NaN gets its quiet bit set, as in fasi_bf16_to_f32. */
 static inline __m512 bf16x16_to_f32(__m256i b)
 {
@@ -57,7 +103,7 @@ static inline __m512 bf16x16_to_f32(__m256i b)
     return _mm512_castsi512_ps(u);
 }
 
-static void bf16_to_f32_avx512(const uint16_t *src, float *dst, size_t n)
+FASI_ROW_INLINE void bf16_to_f32_row(const uint16_t *src, float *dst, size_t n)
 {
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
@@ -70,6 +116,23 @@ static void bf16_to_f32_avx512(const uint16_t *src, float *dst, size_t n)
         __mmask16 k = tail_mask(n - i < 16 ? n - i : 16);
         _mm512_mask_storeu_ps(dst + i, k, bf16x16_to_f32(_mm256_maskz_loadu_epi16(k, src + i)));
     }
+}
+
+static void bf16_to_f32_avx512(const uint16_t *src, size_t lds, float *dst, size_t ldd, size_t rows,
+                               size_t cols)
+{
+    if (rows == 1 || (lds == cols && ldd == cols)) {
+        bf16_to_f32_row(src, dst, rows * cols);
+        return;
+    }
+    if (cols == 16) {
+        for (size_t r = 0; r < rows; r++) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(src + r * lds));
+            _mm512_storeu_ps(dst + r * ldd, bf16x16_to_f32(b));
+        }
+        return;
+    }
+    for (size_t r = 0; r < rows; r++) bf16_to_f32_row(src + r * lds, dst + r * ldd, cols);
 }
 
 /* 32-bit lanes holding the bf16 result in their low half: a NaN keeps its top bits with the
@@ -86,7 +149,7 @@ static inline __m512i f32x16_to_bf16_lanes(__m512 x)
     return _mm512_srli_epi32(v, 16);
 }
 
-static void f32_to_bf16_avx512(const float *src, uint16_t *dst, size_t n)
+FASI_ROW_INLINE void f32_to_bf16_row(const float *src, uint16_t *dst, size_t n)
 {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -98,6 +161,23 @@ static void f32_to_bf16_avx512(const float *src, uint16_t *dst, size_t n)
         __m512i v = f32x16_to_bf16_lanes(_mm512_maskz_loadu_ps(k, src + i));
         _mm512_mask_cvtepi32_storeu_epi16(dst + i, k, v);
     }
+}
+
+static void f32_to_bf16_avx512(const float *src, size_t lds, uint16_t *dst, size_t ldd, size_t rows,
+                               size_t cols)
+{
+    if (rows == 1 || (lds == cols && ldd == cols)) {
+        f32_to_bf16_row(src, dst, rows * cols);
+        return;
+    }
+    if (cols == 16) {
+        for (size_t r = 0; r < rows; r++) {
+            __m512i v = f32x16_to_bf16_lanes(_mm512_loadu_ps(src + r * lds));
+            _mm256_storeu_si256((__m256i *)(void *)(dst + r * ldd), _mm512_cvtepi32_epi16(v));
+        }
+        return;
+    }
+    for (size_t r = 0; r < rows; r++) f32_to_bf16_row(src + r * lds, dst + r * ldd, cols);
 }
 
 void fasi_register_fp16_avx512(fasi_kernels *k)

@@ -117,30 +117,39 @@ static float round_to_odd_f32(double x)
 uint16_t fasi_f64_to_f16(double x) { return fasi_f32_to_f16(round_to_odd_f32(x)); }
 uint16_t fasi_f64_to_bf16(double x) { return fasi_f32_to_bf16(round_to_odd_f32(x)); }
 
-static void f16_to_f32_n(const uint16_t *src, float *dst, size_t n)
+/* 2-D forms (see isa.h): a plain row loop over the scalar definitions. */
+static void f16_to_f32_2d(const uint16_t *src, size_t lds, float *dst, size_t ldd, size_t rows,
+                          size_t cols)
 {
-    for (size_t i = 0; i < n; i++) dst[i] = fasi_f16_to_f32(src[i]);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < cols; i++) dst[r * ldd + i] = fasi_f16_to_f32(src[r * lds + i]);
 }
 
-static void f32_to_f16_n(const float *src, uint16_t *dst, size_t n)
+static void f32_to_f16_2d(const float *src, size_t lds, uint16_t *dst, size_t ldd, size_t rows,
+                          size_t cols)
 {
-    for (size_t i = 0; i < n; i++) dst[i] = fasi_f32_to_f16(src[i]);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < cols; i++) dst[r * ldd + i] = fasi_f32_to_f16(src[r * lds + i]);
 }
 
-static void bf16_to_f32_n(const uint16_t *src, float *dst, size_t n)
+static void bf16_to_f32_2d(const uint16_t *src, size_t lds, float *dst, size_t ldd, size_t rows,
+                           size_t cols)
 {
-    for (size_t i = 0; i < n; i++) dst[i] = fasi_bf16_to_f32(src[i]);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < cols; i++) dst[r * ldd + i] = fasi_bf16_to_f32(src[r * lds + i]);
 }
 
-static void f32_to_bf16_n(const float *src, uint16_t *dst, size_t n)
+static void f32_to_bf16_2d(const float *src, size_t lds, uint16_t *dst, size_t ldd, size_t rows,
+                           size_t cols)
 {
-    for (size_t i = 0; i < n; i++) dst[i] = fasi_f32_to_bf16(src[i]);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < cols; i++) dst[r * ldd + i] = fasi_f32_to_bf16(src[r * lds + i]);
 }
 
 void fasi_register_fp16_portable(fasi_kernels *k)
 {
-    k->f16_to_f32 = f16_to_f32_n;
-    k->f32_to_f16 = f32_to_f16_n;
-    k->bf16_to_f32 = bf16_to_f32_n;
-    k->f32_to_bf16 = f32_to_bf16_n;
+    k->f16_to_f32 = f16_to_f32_2d;
+    k->f32_to_f16 = f32_to_f16_2d;
+    k->bf16_to_f32 = bf16_to_f32_2d;
+    k->f32_to_bf16 = f32_to_bf16_2d;
 }

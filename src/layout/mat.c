@@ -2,9 +2,10 @@
  * fas_format_cast.
  *
  * Everything walks FRACTAL_NZ storage in units of 16-element runs (one row of one fractal,
- * contiguous in memory) or whole fractal slabs (consecutive rows of one fractal, also
- * contiguous), so that every kernel-table call converts at least a run and every same-dtype
- * move is a fixed-size copy the compiler inlines. */
+ * contiguous in memory) or fractal slabs (consecutive rows of one fractal, rows 16 elements
+ * apart). The block loaders and storers convert each slab piece they touch, and an ND block
+ * whole, with one strided 2-D kernel-table call straight between storage and the fp32 panel (no
+ * intermediate tile); every same-dtype move is a fixed-size copy the compiler inlines. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,30 +73,55 @@ static inline uint8_t f32_to_u8(float x)
     return (uint8_t)lrintf(x);
 }
 
-/* ---- runs between any dtype and fp32 ------------------------------------------------------ */
+/* ---- rectangles between any dtype and fp32 ------------------------------------------------
+ * rows x cols elements; row r of the source at src + r*lds, of the destination at dst + r*ldd
+ * (pitches in elements of each side's type). Only the rectangles are read and written. */
 
-static void load_run_f32(const fasi_kernels *k, fas_dtype dt, const void *src, float *dst, size_t n)
+static void load_block_f32(const fasi_kernels *k, fas_dtype dt, const void *src, size_t lds,
+                           float *dst, size_t ldd, size_t rows, size_t cols)
 {
     switch (dt) {
-    case FAS_DTYPE_FLOAT16: k->f16_to_f32(src, dst, n); break;
-    case FAS_DTYPE_BF16: k->bf16_to_f32(src, dst, n); break;
-    case FAS_DTYPE_FLOAT: memcpy(dst, src, n * sizeof *dst); break;
-    case FAS_DTYPE_UINT8:
-        for (size_t i = 0; i < n; i++) dst[i] = (float)((const uint8_t *)src)[i];
+    case FAS_DTYPE_FLOAT16: k->f16_to_f32(src, lds, dst, ldd, rows, cols); break;
+    case FAS_DTYPE_BF16: k->bf16_to_f32(src, lds, dst, ldd, rows, cols); break;
+    case FAS_DTYPE_FLOAT: {
+        const float *s = src;
+        /* a constant size for the common full fractal row, so the copy is inlined */
+        if (cols == 16)
+            for (size_t r = 0; r < rows; r++) memcpy(dst + r * ldd, s + r * lds, 64);
+        else
+            for (size_t r = 0; r < rows; r++)
+                memcpy(dst + r * ldd, s + r * lds, cols * sizeof *dst);
         break;
+    }
+    case FAS_DTYPE_UINT8: {
+        const uint8_t *s = src;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t i = 0; i < cols; i++) dst[r * ldd + i] = (float)s[r * lds + i];
+        break;
+    }
     }
 }
 
-static void store_run_f32(const fasi_kernels *k, fas_dtype dt, const float *src, void *dst,
-                          size_t n)
+static void store_block_f32(const fasi_kernels *k, fas_dtype dt, const float *src, size_t lds,
+                            void *dst, size_t ldd, size_t rows, size_t cols)
 {
     switch (dt) {
-    case FAS_DTYPE_FLOAT16: k->f32_to_f16(src, dst, n); break;
-    case FAS_DTYPE_BF16: k->f32_to_bf16(src, dst, n); break;
-    case FAS_DTYPE_FLOAT: memcpy(dst, src, n * sizeof *src); break;
-    case FAS_DTYPE_UINT8:
-        for (size_t i = 0; i < n; i++) ((uint8_t *)dst)[i] = f32_to_u8(src[i]);
+    case FAS_DTYPE_FLOAT16: k->f32_to_f16(src, lds, dst, ldd, rows, cols); break;
+    case FAS_DTYPE_BF16: k->f32_to_bf16(src, lds, dst, ldd, rows, cols); break;
+    case FAS_DTYPE_FLOAT: {
+        float *d = dst;
+        if (cols == 16)
+            for (size_t r = 0; r < rows; r++) memcpy(d + r * ldd, src + r * lds, 64);
+        else
+            for (size_t r = 0; r < rows; r++) memcpy(d + r * ldd, src + r * lds, cols * sizeof *d);
         break;
+    }
+    case FAS_DTYPE_UINT8: {
+        uint8_t *d = dst;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t i = 0; i < cols; i++) d[r * ldd + i] = f32_to_u8(src[r * lds + i]);
+        break;
+    }
     }
 }
 
@@ -128,10 +154,11 @@ static void transpose_f32(const float *t, int64_t ldt, int64_t ns, int64_t ni, f
 }
 
 /* ---- block loads and stores ----------------------------------------------------------------
- * NZ rectangles are walked strip by strip (16 stored rows), fractal by fractal inside a strip:
- * the rows of the rectangle that fall in one fractal form one contiguous slab of storage,
- * converted with one kernel call (into a 256-float tile when the slab is wider than the
- * rectangle or must be transposed). */
+ * An ND rectangle (not transposed) is one strided call: the matrix rows are m->cols elements
+ * apart. NZ rectangles are walked strip by strip (16 stored rows), fractal by fractal inside a
+ * strip: the piece of the rectangle that falls in one fractal is a slab of storage rows 16
+ * elements apart, converted with one strided call straight to or from the block (into a
+ * 16-column buffer first only when it must be transposed). */
 
 void fasi_mat_load_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, bool trans, int64_t r0,
                        int64_t nr, int64_t c0, int64_t nc, float *dst, int64_t ldd)
@@ -140,36 +167,19 @@ void fasi_mat_load_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, bool
     const fas_dtype dt = m->dtype;
     if (!trans) {
         if (!m->nz) {
-            for (int64_t i = 0; i < nr; i++)
-                load_run_f32(k, dt, elem_ptr(m, fasi_mat_index(m, b, r0 + i, c0)), dst + i * ldd,
-                             (size_t)nc);
+            load_block_f32(k, dt, elem_ptr(m, fasi_mat_index(m, b, r0, c0)), (size_t)m->cols, dst,
+                           (size_t)ldd, (size_t)nr, (size_t)nc);
             return;
         }
-        float tile[256];
         for (int64_t rs = r0 & ~(int64_t)15; rs < r0 + nr; rs += 16) {
             int64_t ra = max64(rs, r0), rb = min64(rs + 16, r0 + nr); /* stored rows */
             for (int64_t cs = c0 & ~(int64_t)15; cs < c0 + nc; cs += 16) {
                 int64_t ca = max64(cs, c0), cb = min64(cs + 16, c0 + nc);
-                float *out = dst + (ra - r0) * ldd + (ca - c0);
-                const unsigned char *slab = elem_ptr(m, fasi_mat_index(m, b, ra, cs));
-                if (dt == FAS_DTYPE_FLOAT) {
-                    const unsigned char *p = slab + (size_t)(ca - cs) * 4;
-                    if (cb - ca == 16) {
-                        for (int64_t r = ra; r < rb; r++, p += 64, out += ldd) memcpy(out, p, 64);
-                    } else {
-                        for (int64_t r = ra; r < rb; r++, p += 64, out += ldd)
-                            memcpy(out, p, (size_t)(cb - ca) * 4);
-                    }
-                    continue;
-                }
-                load_run_f32(k, dt, slab, tile, (size_t)(rb - ra) * 16);
-                const float *t = tile + (ca - cs);
-                if (cb - ca == 16) {
-                    for (int64_t r = ra; r < rb; r++, t += 16, out += ldd) memcpy(out, t, 64);
-                } else {
-                    for (int64_t r = ra; r < rb; r++, t += 16, out += ldd)
-                        memcpy(out, t, (size_t)(cb - ca) * sizeof *t);
-                }
+                /* (ra, ca) is at column ca - cs of its fractal row; the rows below are 16
+                 * elements apart */
+                load_block_f32(k, dt, elem_ptr(m, fasi_mat_index(m, b, ra, ca)), 16,
+                               dst + (ra - r0) * ldd + (ca - c0), (size_t)ldd, (size_t)(rb - ra),
+                               (size_t)(cb - ca));
             }
         }
         return;
@@ -177,8 +187,8 @@ void fasi_mat_load_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, bool
 
     /* Transposed: dst[i][j] = stored[c0 + j][r0 + i]. Stored rows c0.. map to dst columns,
      * stored columns r0.. to dst rows. Tiles of at most 16 stored rows by 16 (NZ: one fractal
-     * slab, one kernel call) or 64 (ND: one call per stored row) stored columns are converted
-     * into a buffer (fp32 is read in place) and written out transposed. */
+     * slab) or 64 (ND) stored columns are converted into a buffer with one kernel call (fp32 is
+     * read in place) and written out transposed. */
     enum { TW = 64 };
     float buf[16 * TW];
     const int64_t w = m->nz ? 16 : TW;
@@ -195,13 +205,12 @@ void fasi_mat_load_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, bool
             } else if (m->nz) {
                 /* rows sa..sb of one fractal: one slab, full 16 columns */
                 const unsigned char *slab = elem_ptr(m, fasi_mat_index(m, b, sa, ts));
-                load_run_f32(k, dt, slab, buf, (size_t)(sb - sa) * 16);
+                load_block_f32(k, dt, slab, 16, buf, 16, (size_t)(sb - sa), 16);
                 t = buf + (ta - ts);
                 ldt = 16;
             } else {
-                for (int64_t s = sa; s < sb; s++)
-                    load_run_f32(k, dt, elem_ptr(m, fasi_mat_index(m, b, s, ta)),
-                                 buf + (s - sa) * TW, (size_t)(tb - ta));
+                load_block_f32(k, dt, elem_ptr(m, fasi_mat_index(m, b, sa, ta)), (size_t)m->cols,
+                               buf, TW, (size_t)(sb - sa), (size_t)(tb - ta));
                 t = buf;
                 ldt = TW;
             }
@@ -216,31 +225,18 @@ void fasi_mat_store_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, int
     if (nr <= 0 || nc <= 0) return;
     const fas_dtype dt = m->dtype;
     if (!m->nz) {
-        for (int64_t i = 0; i < nr; i++)
-            store_run_f32(k, dt, src + i * lds, elem_ptr(m, fasi_mat_index(m, b, r0 + i, c0)),
-                          (size_t)nc);
+        store_block_f32(k, dt, src, (size_t)lds, elem_ptr(m, fasi_mat_index(m, b, r0, c0)),
+                        (size_t)m->cols, (size_t)nr, (size_t)nc);
         return;
     }
-    float tile[256];
     for (int64_t rs = r0 & ~(int64_t)15; rs < r0 + nr; rs += 16) {
         int64_t ra = max64(rs, r0), rb = min64(rs + 16, r0 + nr);
         for (int64_t cs = c0 & ~(int64_t)15; cs < c0 + nc; cs += 16) {
             int64_t ca = max64(cs, c0), cb = min64(cs + 16, c0 + nc);
-            const float *in = src + (ra - r0) * lds + (ca - c0);
-            if (cb - ca == 16 && dt == FAS_DTYPE_FLOAT) {
-                unsigned char *p = elem_ptr(m, fasi_mat_index(m, b, ra, cs));
-                for (int64_t r = ra; r < rb; r++, p += 64, in += lds) memcpy(p, in, 64);
-            } else if (cb - ca == 16) {
-                /* full-width rows of a fractal are one contiguous slab: gather, convert once */
-                float *t = tile;
-                for (int64_t r = ra; r < rb; r++, t += 16, in += lds) memcpy(t, in, 64);
-                store_run_f32(k, dt, tile, elem_ptr(m, fasi_mat_index(m, b, ra, cs)),
-                              (size_t)(rb - ra) * 16);
-            } else {
-                for (int64_t r = ra; r < rb; r++, in += lds)
-                    store_run_f32(k, dt, in, elem_ptr(m, fasi_mat_index(m, b, r, ca)),
-                                  (size_t)(cb - ca));
-            }
+            /* padding columns of the fractal are left alone: only cb - ca columns are written */
+            store_block_f32(k, dt, src + (ra - r0) * lds + (ca - c0), (size_t)lds,
+                            elem_ptr(m, fasi_mat_index(m, b, ra, ca)), 16, (size_t)(rb - ra),
+                            (size_t)(cb - ca));
         }
     }
 }
@@ -569,16 +565,16 @@ static void nz_to_block_any(const unsigned char *frac, size_t frac_step, int64_t
 }
 
 /* n elements from dtype `from` to dtype `to` (distinct float dtypes) through the kernel
- * table. */
+ * table (single-row calls of the 2-D entries). */
 static void convert_run(const fasi_kernels *k, fas_dtype from, fas_dtype to, const void *src,
                         void *dst, size_t n)
 {
     if (from == FAS_DTYPE_FLOAT) {
-        store_run_f32(k, to, src, dst, n);
+        store_block_f32(k, to, src, n, dst, n, 1, n);
         return;
     }
     if (to == FAS_DTYPE_FLOAT) {
-        load_run_f32(k, from, src, dst, n);
+        load_block_f32(k, from, src, n, dst, n, 1, n);
         return;
     }
     /* FLOAT16 <-> BF16: through fp32, which holds every value of both exactly */
@@ -588,8 +584,8 @@ static void convert_run(const fasi_kernels *k, fas_dtype from, fas_dtype to, con
     uint16_t *d = dst;
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t len = n - i < CHUNK ? n - i : CHUNK;
-        load_run_f32(k, from, s + i, tmp, len);
-        store_run_f32(k, to, tmp, d + i, len);
+        load_block_f32(k, from, s + i, len, tmp, len, 1, len);
+        store_block_f32(k, to, tmp, len, d + i, len, 1, len);
     }
 }
 
