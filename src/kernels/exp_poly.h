@@ -1,31 +1,35 @@
 /* The single-precision exp shared by every ISA level, and the canonical summation order of the
  * reducing row kernels.
  *
- * exp(x), for every float x:
- *   1. zero = x < FASI_EXP_ZERO, the float just above -150 ln 2: below it exp(x) < 2^-150, half
- *      the smallest subnormal, so the result is +0 (-inf included). Those lanes compute with
- *      xc = 0 and are set to +0 at the end, so that masked scores (-10000, -inf) never make an
- *      operation underflow: x86 cores take a slow microcode path for underflowing results, and
- *      rows with 1 in 17 scores masked ran 3x slower (AVX2, measured) before this step.
- *      Otherwise xc = min(x, FASI_EXP_MAX) (NaN passes through): exp(89) overflows, so every
- *      x > 89, +inf included, gives +inf through the ordinary path below.
+ * The library only ever exponentiates a score minus its row maximum, so arguments are <= 0 (or
+ * NaN). The formula is exact to 1 ulp on [FASI_EXP_LOW, FASI_EXP_HIGH] = [-87, 88], where every
+ * result is a normal float, and is defined for every float:
+ *   1. zero = x < -87: exp(x) < 1.7e-38 there, and the result is +0 (-inf included). Such a
+ *      term is below 2^-126 times the row maximum's term 1, so it cannot change a softmax sum
+ *      or any fp16 output. Otherwise xc = min(x, 88) (NaN passes through); x > 88 never occurs
+ *      in the library and gives exp(88). Zero lanes compute with xc = -87, so that masked
+ *      scores (-10000, -inf) never make an operation underflow: x86 cores take a slow microcode
+ *      path for underflowing results (rows with 1 in 17 scores masked ran 3x slower, AVX2,
+ *      measured, before masked lanes were kept in range).
  *   2. t = xc * log2(e) + 1.5*2^23 (two roundings): the low mantissa bits of t hold
- *      k = nearest integer to xc / ln2, k in [-150, 128]; kf = t - 1.5*2^23 exactly.
+ *      k = nearest integer to xc / ln2, k in [-126, 127]; kf = t - 1.5*2^23 exactly.
  *   3. r = (xc - kf * LN2_HI) - kf * LN2_LO (Cody-Waite): LN2_HI has 9 significant bits, so
  *      kf * LN2_HI is exact and so is the first subtraction (Sterbenz); |r| <= ~0.35.
  *   4. y = 1 + (r + r^2 * q(r)), q a degree-4 polynomial (Horner), so y ~ exp(r) in [0.70, 1.42].
- *   5. result = (y * 2^k1) * 2^k2 with k1 = floor(k/2), k2 = k - k1: both factors are normal
- *      floats, the first product is exact, so the result is rounded once, including when it is
- *      subnormal, zero or infinite.
+ *   5. result = y * 2^k, where 2^k = bits((bits(t) + 127) << 23): bits(t) is 0x4b400000 + k,
+ *      and the shift drops everything but k + 127 into the exponent field. 2^k is a normal
+ *      float, and so is the product (k = -126 only for xc < -86.98, where r > 0.33 and y > 1),
+ *      so the scaling is exact and the result is y rounded once. A NaN lane stays NaN (y is).
  *
  * Every step is a separately rounded IEEE operation: no FMA anywhere (the library is compiled
  * with -ffp-contract=off, and the SIMD versions use separate mul and add), so the portable,
- * AVX2 and AVX-512 versions return bit-identical results for every input.
+ * AVX2 and AVX-512 versions return bit-identical results for every input. (An FMA version was
+ * measured: no faster on AVX2, the loop is not bound by the multiply-add ports.)
  *
  * Coefficients of q: our own Remez fit (60-digit decimal arithmetic) of
  * (exp(r) - 1 - r) / r^2 minimising the relative error of 1 + r + r^2 q(r) on
  * [-0.3468, 0.3468]; fit error 3.1e-9 relative, rounded to float. Measured over every float in
- * [-104, 89]: at most 1 ulp from the correctly rounded exp (tests/test_rowops.c checks <= 2).
+ * [-87, 88]: at most 1 ulp from the correctly rounded exp (tests/test_rowops.c checks <= 2).
  *
  * Canonical summation (exp_shift_sum and dot, identical at every level): element j of the row
  * is added, in increasing j, to partial sum j % FASI_SUM_LANES, each partial starting at +0;
@@ -40,11 +44,10 @@
 
 #define FASI_SUM_LANES 32
 
-#define FASI_EXP_ZERO (-0x1.9fe368p+6f) /* -103.972076: float(-150 ln 2), which is above it */
-#define FASI_EXP_MAX 89.0f
+#define FASI_EXP_LOW (-87.0f)
+#define FASI_EXP_HIGH 88.0f
 #define FASI_EXP_LOG2E 0x1.715476p+0f
 #define FASI_EXP_ROUND 0x1.8p+23f          /* 1.5 * 2^23: adding it rounds to an integer */
-#define FASI_EXP_ROUND_BITS 0x4b400000u    /* its bit pattern */
 #define FASI_EXP_LN2_HI 0x1.63p-1f         /* 0.693359375 */
 #define FASI_EXP_LN2_LO (-0x1.bd0106p-13f) /* ln 2 - LN2_HI, rounded to float */
 #define FASI_EXP_C0 0x1.fffffcp-2f
@@ -78,9 +81,9 @@ static inline float fasi_select(int cond, float a, float b)
 /* exp(x) by the formula above. Branch-free so that loops calling it auto-vectorise. */
 static inline float fasi_exp(float x)
 {
-    int zero = x < FASI_EXP_ZERO;
-    float xc = fasi_select(zero, 0.0f, x);
-    xc = fasi_select(xc > FASI_EXP_MAX, FASI_EXP_MAX, xc);
+    int zero = x < FASI_EXP_LOW;
+    float xc = fasi_select(zero, FASI_EXP_LOW, x);
+    xc = fasi_select(xc > FASI_EXP_HIGH, FASI_EXP_HIGH, xc);
     float t = xc * FASI_EXP_LOG2E + FASI_EXP_ROUND;
     float kf = t - FASI_EXP_ROUND;
     float r = xc - kf * FASI_EXP_LN2_HI;
@@ -91,13 +94,9 @@ static inline float fasi_exp(float x)
     q = q * r + FASI_EXP_C1;
     q = q * r + FASI_EXP_C0;
     float y = 1.0f + (r + (r * r) * q);
-    /* Unsigned arithmetic: for a NaN lane the bits are meaningless but must not overflow a
-     * signed type; y is NaN there and so is the result. u = k + 256 is in [106, 384]. */
-    uint32_t u = fasi_float_to_bits(t) - FASI_EXP_ROUND_BITS + 256u;
-    uint32_t h = u >> 1;                               /* k1 + 128 */
-    float s1 = fasi_bits_to_float((h - 1u) << 23);     /* 2^k1: biased exponent k1 + 127 */
-    float s2 = fasi_bits_to_float((u - h - 1u) << 23); /* 2^k2: biased exponent k2 + 127 */
-    return fasi_select(zero, 0.0f, (y * s1) * s2);
+    /* unsigned arithmetic: for a NaN lane the bits are meaningless (y is NaN there) */
+    float s = fasi_bits_to_float((fasi_float_to_bits(t) + 127u) << 23);
+    return fasi_select(zero, 0.0f, y * s);
 }
 
 #endif

@@ -44,7 +44,8 @@ typedef struct fasi_kernels {
      * fixed tree; see exp_poly.h), so results are bit-identical across levels. */
     float (*row_max)(const float *x, size_t n); /* -inf if n == 0 or all -inf; NaN if any NaN */
     /* x[j] = exp(x[j] - shift) in place; returns the sum of the new x (fp32 accumulation).
-     * exp is within 1 ulp over the whole float range (exp(-inf) = 0, overflow to inf). */
+     * Callers pass shift >= every x[j] (the row maximum). exp is fasi_exp of exp_poly.h: within
+     * 1 ulp for arguments in [-87, 88], +0 below -87 (-inf included), NaN stays NaN. */
     float (*exp_shift_sum)(float *x, size_t n, float shift);
     void (*scale)(float *x, size_t n, float s);                 /* x *= s */
     void (*add)(float *x, const float *y, size_t n);            /* x += y */

@@ -21,10 +21,11 @@ static inline __m256i tail_mask(size_t m)
 /* fasi_exp on 8 lanes, step for step. */
 static inline __m256 exp8(__m256 x)
 {
-    /* Ordered compare: a NaN lane is not `zero`; min(a, b) returns b when either is NaN, so a
-     * NaN input passes through. */
-    __m256 zero = _mm256_cmp_ps(x, _mm256_set1_ps(FASI_EXP_ZERO), _CMP_LT_OQ);
-    __m256 xc = _mm256_min_ps(_mm256_set1_ps(FASI_EXP_MAX), _mm256_andnot_ps(zero, x));
+    /* Ordered compare: a NaN lane is not `zero`. max(a, b) and min(a, b) return b when either
+     * is NaN, so a NaN input passes through both clamps. */
+    __m256 zero = _mm256_cmp_ps(x, _mm256_set1_ps(FASI_EXP_LOW), _CMP_LT_OQ);
+    __m256 xc = _mm256_max_ps(_mm256_set1_ps(FASI_EXP_LOW), x);
+    xc = _mm256_min_ps(_mm256_set1_ps(FASI_EXP_HIGH), xc);
     __m256 t = _mm256_add_ps(_mm256_mul_ps(xc, _mm256_set1_ps(FASI_EXP_LOG2E)),
                              _mm256_set1_ps(FASI_EXP_ROUND));
     __m256 kf = _mm256_sub_ps(t, _mm256_set1_ps(FASI_EXP_ROUND));
@@ -37,15 +38,9 @@ static inline __m256 exp8(__m256 x)
     q = _mm256_add_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(FASI_EXP_C0));
     __m256 y = _mm256_add_ps(_mm256_set1_ps(1.0f),
                              _mm256_add_ps(r, _mm256_mul_ps(_mm256_mul_ps(r, r), q)));
-    __m256i u = _mm256_add_epi32(
-        _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32((int)FASI_EXP_ROUND_BITS)),
-        _mm256_set1_epi32(256));
-    __m256i h = _mm256_srli_epi32(u, 1);
-    __m256i one = _mm256_set1_epi32(1);
-    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_sub_epi32(h, one), 23));
-    __m256 s2 =
-        _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_sub_epi32(_mm256_sub_epi32(u, h), one), 23));
-    return _mm256_andnot_ps(zero, _mm256_mul_ps(_mm256_mul_ps(y, s1), s2));
+    __m256 s = _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(127)), 23));
+    return _mm256_andnot_ps(zero, _mm256_mul_ps(y, s));
 }
 
 /* Canonical reduction of partial sums 0-7 (a0), 8-15 (a1), 16-23 (a2), 24-31 (a3). */

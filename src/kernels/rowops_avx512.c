@@ -17,10 +17,11 @@ static inline __mmask16 tail_mask(size_t m) { return (__mmask16)((1u << m) - 1u)
 /* fasi_exp on 16 lanes, step for step. */
 static inline __m512 exp16(__m512 x)
 {
-    /* keep: lanes not below FASI_EXP_ZERO (the ordered compare keeps NaN lanes); min(a, b)
-     * returns b when either is NaN, so a NaN input passes through. */
-    __mmask16 keep = (__mmask16)~_mm512_cmp_ps_mask(x, _mm512_set1_ps(FASI_EXP_ZERO), _CMP_LT_OQ);
-    __m512 xc = _mm512_min_ps(_mm512_set1_ps(FASI_EXP_MAX), _mm512_maskz_mov_ps(keep, x));
+    /* keep: lanes not below FASI_EXP_LOW (the ordered compare keeps NaN lanes). max(a, b) and
+     * min(a, b) return b when either is NaN, so a NaN input passes through both clamps. */
+    __mmask16 keep = (__mmask16)~_mm512_cmp_ps_mask(x, _mm512_set1_ps(FASI_EXP_LOW), _CMP_LT_OQ);
+    __m512 xc = _mm512_max_ps(_mm512_set1_ps(FASI_EXP_LOW), x);
+    xc = _mm512_min_ps(_mm512_set1_ps(FASI_EXP_HIGH), xc);
     __m512 t = _mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(FASI_EXP_LOG2E)),
                              _mm512_set1_ps(FASI_EXP_ROUND));
     __m512 kf = _mm512_sub_ps(t, _mm512_set1_ps(FASI_EXP_ROUND));
@@ -33,15 +34,9 @@ static inline __m512 exp16(__m512 x)
     q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(FASI_EXP_C0));
     __m512 y = _mm512_add_ps(_mm512_set1_ps(1.0f),
                              _mm512_add_ps(r, _mm512_mul_ps(_mm512_mul_ps(r, r), q)));
-    __m512i u = _mm512_add_epi32(
-        _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32((int)FASI_EXP_ROUND_BITS)),
-        _mm512_set1_epi32(256));
-    __m512i h = _mm512_srli_epi32(u, 1);
-    __m512i one = _mm512_set1_epi32(1);
-    __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_sub_epi32(h, one), 23));
-    __m512 s2 =
-        _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_sub_epi32(_mm512_sub_epi32(u, h), one), 23));
-    return _mm512_maskz_mov_ps(keep, _mm512_mul_ps(_mm512_mul_ps(y, s1), s2));
+    __m512 s = _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127)), 23));
+    return _mm512_maskz_mov_ps(keep, _mm512_mul_ps(y, s));
 }
 
 /* Canonical reduction of partial sums 0-15 (a0) and 16-31 (a1). */
