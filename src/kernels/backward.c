@@ -1,19 +1,25 @@
-/* The blocked fp32 backward pipeline (SEMANTICS.md §6), one task per head (b, n):
+/* The blocked fp32 backward pipeline (SEMANTICS.md §6), one task per head (b, n), walking the
+ * head's query rows in blocks of ROWS:
  *   dP = (dO . V^T) .* G                 (sgemm, then the row pass), G = keep / keep_prob
  *   dA = scale * P .* (dP - rowsum(dP .* P))   (same row pass)
  *   Pd = P .* G                          (same row pass, in place, after P's last use)
- *   dV = Pd^T . dO,  dQ = dA . K,  dK = dA^T . Q   (sgemm)
- * Tasks are independent, so results are bitwise identical for any thread count. */
+ *   dV += Pd^T . dO,  dQ = dA . K,  dK += dA^T . Q   (sgemm; dV and dK accumulate over blocks)
+ * A block's P, dP and keep bytes (ROWS x Sk each) stay in cache from the row pass to the last
+ * sgemm that reads them, and scratch is O(ROWS * Sk + S * D) per thread instead of O(Sq * Sk).
+ * Blocks are visited in a fixed order and tasks are independent, so results are bitwise
+ * identical for any thread count. */
 #include "blas/blas.h"
 #include "common/memory.h"
 #include "common/problem.h"
 #include "common/status.h"
 #include "kernels/parallel.h"
 
+enum { ROWS = 128 /* query rows per block */ };
+
 typedef struct bwd_scratch {
-    float *p;                /* sq x sk: P, then Pd */
-    float *t;                /* sq x sk: dP, then dA */
-    uint8_t *keep;           /* sq x sk */
+    float *p;                /* rows x sk: P, then Pd */
+    float *t;                /* rows x sk: dP, then dA */
+    uint8_t *keep;           /* rows x sk */
     float *q, *k, *v, *dout; /* sq x d, sk x d, sk x dv, sq x dv */
     float *dq, *dk, *dv;     /* sq x d, sk x d, sk x dv */
 } bwd_scratch;
@@ -21,6 +27,7 @@ typedef struct bwd_scratch {
 typedef struct bwd_ctx {
     const fasi_bwd_problem *p;
     bwd_scratch *scratch;
+    int64_t rows; /* rows per block */
 } bwd_ctx;
 
 static void backward_task(void *vctx, int thread, int64_t task)
@@ -33,30 +40,35 @@ static void backward_task(void *vctx, int thread, int64_t task)
     const int64_t sq = p->sq, sk = p->sk, d = p->d, dv = p->dv;
     /* without a drop mask keep_prob is 1 (the API requires a mask otherwise): G == 1 */
     const float inv_keep = (float)(1.0 / p->keep_prob);
+    const float s = (float)p->scale;
 
-    fasi_mat_load_f32(k, &p->probs, task, false, 0, sq, 0, sk, w->p, sk);
     fasi_heads_load_f32(k, &p->dout, b, n, 0, sq, 0, dv, w->dout, dv);
     fasi_heads_load_f32(k, &p->q, b, n, 0, sq, 0, d, w->q, d);
     fasi_heads_load_f32(k, &p->k, b, n, 0, sk, 0, d, w->k, d);
     fasi_heads_load_f32(k, &p->v, b, n, 0, sk, 0, dv, w->v, dv);
 
-    if (p->has_dmask) fasi_mat_load_u8(&p->dmask, task, 0, sq, 0, sk, w->keep, sk);
+    for (int64_t i0 = 0; i0 < sq; i0 += ctx->rows) {
+        const int64_t nr = sq - i0 < ctx->rows ? sq - i0 : ctx->rows;
+        const float beta = i0 == 0 ? 0.0f : 1.0f; /* dV and dK accumulate over blocks */
+        const float *dout = w->dout + i0 * dv;
+        fasi_mat_load_f32(k, &p->probs, task, false, i0, nr, 0, sk, w->p, sk);
+        if (p->has_dmask) fasi_mat_load_u8(&p->dmask, task, i0, nr, 0, sk, w->keep, sk);
 
-    /* One pass per row while it is in cache: dP .* G, its dot with P, the softmax backward
-     * (t becomes dA), then P .* G in place (p becomes Pd, which only dV needs). */
-    fasi_sgemm(false, true, sq, sk, dv, 1.0f, w->dout, dv, w->v, dv, 0.0f, w->t, sk);
-    const float s = (float)p->scale;
-    for (int64_t i = 0; i < sq; i++) {
-        float *row = w->t + i * sk, *prow = w->p + i * sk;
-        const uint8_t *keep = w->keep + i * sk;
-        if (p->has_dmask) k->dropout_apply(row, keep, (size_t)sk, inv_keep);
-        float c = k->dot(row, prow, (size_t)sk);
-        k->softmax_bwd(row, prow, (size_t)sk, c, s);
-        if (p->has_dmask) k->dropout_apply(prow, keep, (size_t)sk, inv_keep);
+        /* One pass per row while it is in cache: dP .* G, its dot with P, the softmax
+         * backward (t becomes dA), then P .* G in place (p becomes Pd, which only dV needs). */
+        fasi_sgemm(false, true, nr, sk, dv, 1.0f, dout, dv, w->v, dv, 0.0f, w->t, sk);
+        for (int64_t i = 0; i < nr; i++) {
+            float *row = w->t + i * sk, *prow = w->p + i * sk;
+            const uint8_t *keep = w->keep + i * sk;
+            if (p->has_dmask) k->dropout_apply(row, keep, (size_t)sk, inv_keep);
+            float c = k->dot(row, prow, (size_t)sk);
+            k->softmax_bwd(row, prow, (size_t)sk, c, s);
+            if (p->has_dmask) k->dropout_apply(prow, keep, (size_t)sk, inv_keep);
+        }
+        fasi_sgemm(true, false, sk, dv, nr, 1.0f, w->p, sk, dout, dv, beta, w->dv, dv);
+        fasi_sgemm(false, false, nr, d, sk, 1.0f, w->t, sk, w->k, d, 0.0f, w->dq + i0 * d, d);
+        fasi_sgemm(true, false, sk, d, nr, 1.0f, w->t, sk, w->q + i0 * d, d, beta, w->dk, d);
     }
-    fasi_sgemm(true, false, sk, dv, sq, 1.0f, w->p, sk, w->dout, dv, 0.0f, w->dv, dv);
-    fasi_sgemm(false, false, sq, d, sk, 1.0f, w->t, sk, w->k, d, 0.0f, w->dq, d);
-    fasi_sgemm(true, false, sk, d, sq, 1.0f, w->t, sk, w->q, d, 0.0f, w->dk, d);
 
     fasi_heads_store_f32(k, &p->dq, b, n, 0, sq, 0, d, w->dq, d);
     fasi_heads_store_f32(k, &p->dk, b, n, 0, sk, 0, d, w->dk, d);
@@ -69,10 +81,11 @@ fas_status fasi_pipeline_backward(const fasi_bwd_problem *p)
     int64_t ntasks = p->b * p->n;
     int threads = p->threads;
     if (threads > ntasks) threads = (int)ntasks;
+    const int64_t rows = p->sq < ROWS ? p->sq : ROWS;
 
-    size_t sizes[10] = {fasi_bytes3(p->sq, p->sk, sizeof(float)),
-                        fasi_bytes3(p->sq, p->sk, sizeof(float)),
-                        fasi_bytes3(p->sq, p->sk, 1),
+    size_t sizes[10] = {fasi_bytes3(rows, p->sk, sizeof(float)),
+                        fasi_bytes3(rows, p->sk, sizeof(float)),
+                        fasi_bytes3(rows, p->sk, 1),
                         fasi_bytes3(p->sq, p->d, sizeof(float)),
                         fasi_bytes3(p->sk, p->d, sizeof(float)),
                         fasi_bytes3(p->sk, p->dv, sizeof(float)),
@@ -111,7 +124,7 @@ fas_status fasi_pipeline_backward(const fasi_bwd_problem *p)
         w->dk = (float *)(m += sizes[7]);
         w->dv = (float *)(m += sizes[8]);
     }
-    bwd_ctx ctx = {p, scratch};
+    bwd_ctx ctx = {p, scratch, rows};
     fasi_parallel_for(threads, ntasks, backward_task, &ctx);
 
     fasi_mat_zero_padding(&p->dq.mat);
