@@ -77,6 +77,7 @@ void bench_cpu_model(char *buf, size_t size)
     fclose(f);
 }
 
+#if FAS_BENCH_LIB_X86_SIMD
 static bool has_flag(const char *flags, const char *name)
 {
     size_t len = strlen(name);
@@ -87,6 +88,7 @@ static bool has_flag(const char *flags, const char *name)
     }
     return false;
 }
+#endif
 
 /* The library does not export its dispatch decision. It picks AVX-512 with F, DQ, BW and VL,
  * else AVX2 with FMA and F16C, else portable C, in a build that compiled the x86 kernels;
