@@ -316,6 +316,71 @@ static void test_store_f32_u8_saturates(void **state)
     assert_memory_equal(data, want, 8);
 }
 
+/* Stores into NZ tensors big enough for streaming stores (FASI_STREAM_MIN_BYTES): every dtype
+ * through fasi_mat_store_f32 and bytes through fasi_mat_store_u8, rectangles with partial
+ * fractal rows and columns, both kernel tables; the storage must equal a model that applied the
+ * same stores element by element. */
+static void test_streaming_stores(void **state)
+{
+    (void)state;
+    fast_rng r;
+    fast_rng_seed(&r, fast_test_seed("layout_stream", 0x1a7006));
+    for (int di = 0; di < 4; di++) {
+        fas_dtype dt = all_dtypes[di];
+        size_t es = fast_elem_size(dt);
+        /* batch 2 of rows x 1501 columns (1504 stored), just over the threshold */
+        int64_t rows = (int64_t)(FASI_STREAM_MIN_BYTES / (2 * 1504 * es)) + 17;
+        int64_t dims[3] = {2, rows, 1501};
+        tmat x = tmat_make(dt, true, 3, dims, &r);
+        size_t bytes = (size_t)x.elems * es;
+        assert_true(bytes >= FASI_STREAM_MIN_BYTES);
+        unsigned char *model = malloc(bytes);
+        assert_non_null(model);
+        memcpy(model, x.t.data, bytes);
+        for (int it = 0; it < 24; it++) {
+            int64_t b = fast_rng_int(&r, 0, 1), r0, nr, c0, nc;
+            random_range(&r, x.g.m, &r0, &nr);
+            random_range(&r, x.g.n, &c0, &nc);
+            if (nr > 300) nr = 300;
+            if (nc > 300) nc = 300;
+            int64_t ld = nc + fast_rng_int(&r, 0, 3);
+            if (dt == FAS_DTYPE_UINT8 && it % 2) {
+                uint8_t *buf = malloc((size_t)(nr * ld));
+                assert_non_null(buf);
+                for (int64_t i = 0; i < nr * ld; i++) buf[i] = (uint8_t)fast_rng_u64(&r);
+                fasi_mat_store_u8(&x.m, b, r0, nr, c0, nc, buf, ld);
+                for (int64_t i = 0; i < nr; i++)
+                    for (int64_t j = 0; j < nc; j++)
+                        model[fast_storage_index(&x.g, true, b, r0 + i, c0 + j)] = buf[i * ld + j];
+                free(buf);
+                continue;
+            }
+            float *src = malloc((size_t)(nr * ld) * sizeof *src);
+            assert_non_null(src);
+            for (int64_t i = 0; i < nr * ld; i++) src[i] = random_value(&r, dt);
+            fasi_mat_store_f32(table(it % 2), &x.m, b, r0, nr, c0, nc, src, ld);
+            for (int64_t i = 0; i < nr; i++)
+                for (int64_t j = 0; j < nc; j++)
+                    fast_put_bits(model, dt, fast_storage_index(&x.g, true, b, r0 + i, c0 + j),
+                                  from_f32(dt, src[i * ld + j]));
+            free(src);
+        }
+        if (memcmp(model, x.t.data, bytes) != 0) {
+            for (int64_t e = 0; e < x.elems; e++) {
+                if (fast_get_bits(x.t.data, dt, e) != fast_get_bits(model, dt, e)) {
+                    printf("  dtype %d: storage[%lld] = 0x%x, expected 0x%x\n", (int)dt,
+                           (long long)e, (unsigned)fast_get_bits(x.t.data, dt, e),
+                           (unsigned)fast_get_bits(model, dt, e));
+                    break;
+                }
+            }
+            fail();
+        }
+        free(model);
+        tmat_free(&x);
+    }
+}
+
 /* ---- byte loaders -----------------------------------------------------------------------------
  */
 
@@ -611,6 +676,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mat_init),       cmocka_unit_test(test_load_f32),
         cmocka_unit_test(test_store_f32),      cmocka_unit_test(test_store_f32_u8_saturates),
+        cmocka_unit_test(test_streaming_stores),
         cmocka_unit_test(test_u8_rectangles),  cmocka_unit_test(test_zero_padding),
         cmocka_unit_test(test_get_set),        cmocka_unit_test(test_heads),
         cmocka_unit_test(test_convert_tables),

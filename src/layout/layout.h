@@ -58,6 +58,10 @@ void fasi_mat_load_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, bool
                        int64_t r0, int64_t nr, int64_t c0, int64_t nc, float *dst,
                        int64_t ldd);
 
+/* Stores into an NZ tensor of at least this many storage bytes (and 16-byte aligned data) use
+ * streaming stores for whole fractal rows, as does fas_format_cast for its destination. */
+#define FASI_STREAM_MIN_BYTES ((size_t)8 << 20)
+
 /* Matrix b of m: stored[r0+i][c0+j] = round(src[i*lds + j]) into m's dtype (UINT8: round to
  * nearest and saturate to 0..255, NaN to 0). */
 void fasi_mat_store_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, int64_t r0,

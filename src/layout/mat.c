@@ -153,12 +153,64 @@ static void transpose_f32(const float *t, int64_t ldt, int64_t ns, int64_t ni, f
         for (int64_t s = 0; s < ns; s++) out[i * ldo + s] = t[s * ldt + i];
 }
 
+/* ---- streaming stores ---------------------------------------------------------------------- */
+
+#if defined(__GNUC__)
+#define FASI_ALWAYS_INLINE static inline __attribute__((always_inline))
+#define FASI_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define FASI_ALWAYS_INLINE static inline
+#define FASI_PREFETCH(p) ((void)0)
+#endif
+
+/* Streaming stores need 16-byte aligned destinations. Beyond FASI_STREAM_MIN_BYTES (layout.h)
+ * of destination the result cannot stay cached for whoever reads it next, so bypassing the
+ * cache costs nothing and saves a read of every destination line. */
+
+/* Copy 16 elements of es bytes (es constant at every call site, so the copy is inlined), with a
+ * streaming store when `stream`. */
+FASI_ALWAYS_INLINE void put16(unsigned char *dst, const unsigned char *src, size_t es, bool stream)
+{
+#if FASI_HAVE_SSE2
+    if (stream) {
+        const __m128i *s = (const __m128i *)(const void *)src;
+        __m128i *d = (__m128i *)(void *)dst;
+        for (size_t i = 0; i < es; i++) _mm_stream_si128(d + i, _mm_loadu_si128(s + i));
+        return;
+    }
+#else
+    (void)stream;
+#endif
+    memcpy(dst, src, 16 * es);
+}
+
+static void fence_streams(bool stream)
+{
+#if FASI_HAVE_SSE2
+    if (stream) _mm_sfence();
+#else
+    (void)stream;
+#endif
+}
+
+/* Whether stores into m (elements of es bytes) bypass the cache: see FASI_STREAM_MIN_BYTES. */
+static bool stream_dest(const fasi_mat *m, size_t es)
+{
+    return FASI_HAVE_SSE2 && m->nz && ((uintptr_t)m->data & 15) == 0 &&
+           (size_t)(m->batch * m->mat_elems) * es >= FASI_STREAM_MIN_BYTES;
+}
+
 /* ---- block loads and stores ----------------------------------------------------------------
  * An ND rectangle (not transposed) is one strided call: the matrix rows are m->cols elements
  * apart. NZ rectangles are walked strip by strip (16 stored rows), fractal by fractal inside a
  * strip: the piece of the rectangle that falls in one fractal is a slab of storage rows 16
  * elements apart, converted with one strided call straight to or from the block (into a
- * 16-column buffer first only when it must be transposed). */
+ * 16-column buffer first only when it must be transposed). Stores into a large NZ tensor
+ * (stream_dest: P, the drop mask and the outputs of the benchmark shapes) write whole fractal
+ * rows with streaming stores, converted first into a 1 KiB stage that stays in L1: the tensor
+ * is far bigger than the caches, and this saves reading every destination line before it is
+ * overwritten. The caller's threads are joined before the operator returns, and each storer
+ * ends with a store fence. */
 
 void fasi_mat_load_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, bool trans, int64_t r0,
                        int64_t nr, int64_t c0, int64_t nc, float *dst, int64_t ldd)
@@ -229,16 +281,28 @@ void fasi_mat_store_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, int
                         (size_t)m->cols, (size_t)nr, (size_t)nc);
         return;
     }
+    const size_t es = fasi_dtype_size(dt);
+    const bool stream = stream_dest(m, es);
+    _Alignas(64) unsigned char stage[256 * sizeof(float)];
     for (int64_t rs = r0 & ~(int64_t)15; rs < r0 + nr; rs += 16) {
         int64_t ra = max64(rs, r0), rb = min64(rs + 16, r0 + nr);
         for (int64_t cs = c0 & ~(int64_t)15; cs < c0 + nc; cs += 16) {
             int64_t ca = max64(cs, c0), cb = min64(cs + 16, c0 + nc);
+            const float *in = src + (ra - r0) * lds + (ca - c0);
+            unsigned char *slab = elem_ptr(m, fasi_mat_index(m, b, ra, ca));
+            if (stream && cb - ca == 16) {
+                /* whole fractal rows are contiguous: convert them in L1, stream them out */
+                store_block_f32(k, dt, in, (size_t)lds, stage, 16, (size_t)(rb - ra), 16);
+                for (int64_t r = 0; r < rb - ra; r++)
+                    put16(slab + (size_t)r * 16 * es, stage + (size_t)r * 16 * es, es, true);
+                continue;
+            }
             /* padding columns of the fractal are left alone: only cb - ca columns are written */
-            store_block_f32(k, dt, src + (ra - r0) * lds + (ca - c0), (size_t)lds,
-                            elem_ptr(m, fasi_mat_index(m, b, ra, ca)), 16, (size_t)(rb - ra),
+            store_block_f32(k, dt, in, (size_t)lds, slab, 16, (size_t)(rb - ra),
                             (size_t)(cb - ca));
         }
     }
+    fence_streams(stream);
 }
 
 void fasi_mat_load_u8(const fasi_mat *m, int64_t b, int64_t r0, int64_t nr, int64_t c0, int64_t nc,
@@ -277,6 +341,7 @@ void fasi_mat_store_u8(const fasi_mat *m, int64_t b, int64_t r0, int64_t nr, int
             memcpy(base + fasi_mat_index(m, b, r0 + i, c0), src + i * lds, (size_t)nc);
         return;
     }
+    const bool stream = stream_dest(m, 1);
     for (int64_t rs = r0 & ~(int64_t)15; rs < r0 + nr; rs += 16) {
         int64_t ra = max64(rs, r0), rb = min64(rs + 16, r0 + nr);
         for (int64_t cs = c0 & ~(int64_t)15; cs < c0 + nc; cs += 16) {
@@ -284,13 +349,14 @@ void fasi_mat_store_u8(const fasi_mat *m, int64_t b, int64_t r0, int64_t nr, int
             uint8_t *p = base + fasi_mat_index(m, b, ra, ca);
             const uint8_t *in = src + (ra - r0) * lds + (ca - c0);
             if (cb - ca == 16) {
-                for (int64_t r = ra; r < rb; r++, p += 16, in += lds) memcpy(p, in, 16);
+                for (int64_t r = ra; r < rb; r++, p += 16, in += lds) put16(p, in, 1, stream);
             } else {
                 for (int64_t r = ra; r < rb; r++, p += 16, in += lds)
                     memcpy(p, in, (size_t)(cb - ca));
             }
         }
     }
+    fence_streams(stream);
 }
 
 /* Only the last fractal row (padding rows) and the last fractal column (padding columns) of
@@ -358,46 +424,7 @@ void fasi_mat_set(const fasi_mat *m, int64_t b, int64_t r, int64_t c, double v)
  * streaming at close to memcpy speed. Dtype-changing conversions convert through the kernel
  * table into a staging strip in the destination dtype and reuse the same run movers on it. */
 
-#if defined(__GNUC__)
-#define FASI_ALWAYS_INLINE static inline __attribute__((always_inline))
-#define FASI_PREFETCH(p) __builtin_prefetch(p)
-#else
-#define FASI_ALWAYS_INLINE static inline
-#define FASI_PREFETCH(p) ((void)0)
-#endif
-
-/* Streaming stores need 16-byte aligned destinations. Beyond this many destination bytes the
- * result cannot stay cached for whoever reads it next, so bypassing the cache costs nothing and
- * saves a read of every destination line. */
-#define FASI_STREAM_MIN_BYTES ((size_t)8 << 20)
-
 static const unsigned char zero64[64];
-
-/* Copy 16 elements of es bytes (es constant at every call site, so the copy is inlined), with a
- * streaming store when `stream`. */
-FASI_ALWAYS_INLINE void put16(unsigned char *dst, const unsigned char *src, size_t es, bool stream)
-{
-#if FASI_HAVE_SSE2
-    if (stream) {
-        const __m128i *s = (const __m128i *)(const void *)src;
-        __m128i *d = (__m128i *)(void *)dst;
-        for (size_t i = 0; i < es; i++) _mm_stream_si128(d + i, _mm_loadu_si128(s + i));
-        return;
-    }
-#else
-    (void)stream;
-#endif
-    memcpy(dst, src, 16 * es);
-}
-
-static void fence_streams(bool stream)
-{
-#if FASI_HAVE_SSE2
-    if (stream) _mm_sfence();
-#else
-    (void)stream;
-#endif
-}
 
 /* An ND block of nr <= 16 rows and w columns (row pitch lds elements) into the consecutive
  * fractals frac, frac + frac_step, ... of one strip, each written whole (padding as zero).
@@ -616,8 +643,7 @@ static void convert_nd_to_nz(const fasi_kernels *k, const fasi_mat *s, const fas
     unsigned char *dbase = d->data;
     const int64_t rows = s->rows, cols = s->cols, m1 = d->m1, all_rows = s->batch * rows;
     const size_t frac_step = (size_t)(m1 * 256) * des;
-    const bool stream = FASI_HAVE_SSE2 && ((uintptr_t)dbase & 15) == 0 &&
-                        (size_t)(d->batch * d->mat_elems) * des >= FASI_STREAM_MIN_BYTES;
+    const bool stream = stream_dest(d, des);
     unsigned char *strip = same ? NULL : strip_alloc(d, des, 1);
     /* a pitch 16 elements longer than the row keeps the 16 rows off one cache set */
     const int64_t ldw = cols + 16;
