@@ -125,7 +125,7 @@ fas_status fasi_pipeline_backward(const fasi_bwd_problem *p)
         w->dv = (float *)(m += sizes[8]);
     }
     bwd_ctx ctx = {p, scratch, rows};
-    fasi_parallel_for(threads, ntasks, backward_task, &ctx);
+    fasi_parallel_for(threads, ntasks, 1, backward_task, &ctx);
 
     fasi_mat_zero_padding(&p->dq.mat);
     fasi_mat_zero_padding(&p->dk.mat);

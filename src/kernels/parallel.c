@@ -15,17 +15,21 @@ int fasi_resolve_threads(int requested)
 #endif
 }
 
-void fasi_parallel_for(int threads, int64_t ntasks, fasi_task_fn fn, void *ctx)
+void fasi_parallel_for(int threads, int64_t ntasks, int64_t grain, fasi_task_fn fn, void *ctx)
 {
-    if (threads > ntasks) threads = (int)(ntasks > 0 ? ntasks : 1);
+    if (grain < 1) grain = 1;
+    const int64_t chunks = ntasks / grain + (ntasks % grain != 0);
+    if (threads > chunks) threads = (int)(chunks > 0 ? chunks : 1);
 #if FAS_HAVE_OPENMP
     if (threads > 1) {
 #pragma omp parallel num_threads(threads)
         {
             int t = omp_get_thread_num();
-            int nt = omp_get_num_threads();
-            int64_t lo = ntasks * t / nt, hi = ntasks * (t + 1) / nt;
-            for (int64_t i = lo; i < hi; i++) fn(ctx, t, i);
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t c = 0; c < chunks; c++) {
+                int64_t hi = (c + 1) * grain < ntasks ? (c + 1) * grain : ntasks;
+                for (int64_t i = c * grain; i < hi; i++) fn(ctx, t, i);
+            }
         }
         return;
     }

@@ -1,5 +1,8 @@
-/* Static task split over threads: task t of ntasks runs on thread t * threads / ntasks, in
- * increasing order. Results never depend on the thread count because tasks are independent. */
+/* Task scheduling over threads. Tasks are handed out in chunks of `grain` consecutive tasks,
+ * dynamically: a thread that finishes its chunk takes the next unclaimed one, so a thread slowed
+ * by another process (shared machines) does not hold the others back. Results never depend on
+ * the thread count or on which thread runs a task, because tasks are independent and each
+ * thread's scratch is only a cache of task-independent data (e.g. one head's K, V panels). */
 #ifndef FASI_PARALLEL_H
 #define FASI_PARALLEL_H
 
@@ -11,7 +14,8 @@ int fasi_resolve_threads(int requested);
 typedef void (*fasi_task_fn)(void *ctx, int thread, int64_t task);
 
 /* Run fn(ctx, thread, task) for task = 0 .. ntasks-1 on `threads` threads (thread in
- * 0..threads-1, each thread owning one contiguous range of tasks). */
-void fasi_parallel_for(int threads, int64_t ntasks, fasi_task_fn fn, void *ctx);
+ * 0..threads-1). Each chunk [c * grain, (c + 1) * grain) runs on one thread in increasing task
+ * order; grain >= 1. */
+void fasi_parallel_for(int threads, int64_t ntasks, int64_t grain, fasi_task_fn fn, void *ctx);
 
 #endif
