@@ -25,14 +25,15 @@ typedef struct philox8 {
     __m256i c0, c1, c2, c3;
 } philox8;
 
-/* 32 x 32 -> 64-bit products of every lane of a with the broadcast constant m: _mm256_mul_epu32
- * only reads even lanes, so odd lanes are moved down, multiplied separately and merged back. */
+/* 32 x 32 -> 64-bit products of every lane of a with the broadcast constant m, as high and low
+ * words. The low words are one vpmulld. _mm256_mul_epu32 only reads even lanes, so for the high
+ * words the odd lanes are moved down, multiplied separately, and the two results merged. */
 static inline void mulhilo8(__m256i a, __m256i m, __m256i *hi, __m256i *lo)
 {
     __m256i even = _mm256_mul_epu32(a, m);
-    __m256i odd = _mm256_mul_epu32(_mm256_shuffle_epi32(a, 0xF5), m);
-    *hi = _mm256_blend_epi32(_mm256_shuffle_epi32(even, 0xF5), odd, 0xAA);
-    *lo = _mm256_blend_epi32(even, _mm256_shuffle_epi32(odd, 0xA0), 0xAA);
+    __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+    *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    *lo = _mm256_mullo_epi32(a, m);
 }
 
 static inline philox8 round8(philox8 s, __m256i m0, __m256i m1, __m256i k0, __m256i k1)
