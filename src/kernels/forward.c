@@ -1,8 +1,9 @@
 /* The blocked fp32 forward pipeline (DESIGN.md §3).
  *
  * A task is (b, n, block of query rows); with bmm_score_transpose_a a task is a whole head,
- * because context = Pd^T . V sums over all query rows. Threads take one head's tasks at a time
- * (kernels/parallel.h), so K and V of a head are unpacked to fp32 panels once per head.
+ * because context = Pd^T . V sums over all query rows. Threads take chunks of up to one head's
+ * tasks (kernels/parallel.h), and K and V of a head are unpacked to fp32 panels only when a
+ * thread's task belongs to another head than its previous one.
  *
  * Two variants share the tile helpers below:
  * - materialising (softmax_output requested, or transpose_a): the block's scores cover all Sk
@@ -273,10 +274,10 @@ fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
     ctx.streaming = !p->has_probs && !p->transpose_a;
     ctx.tile = ctx.streaming && p->sk > TILE ? TILE : p->sk;
     int64_t ntasks = p->transpose_a ? p->b * p->n : p->b * p->n * ctx.blocks;
-    /* a chunk is one head, so its K, V panels are unpacked once per chunk */
-    int64_t grain = p->transpose_a ? 1 : ctx.blocks;
     int threads = p->threads;
-    if (threads > ntasks / grain) threads = (int)(ntasks / grain);
+    if (threads > ntasks) threads = (int)ntasks;
+    /* chunks of up to one head: a thread mostly keeps the K, V panels it unpacked */
+    int64_t grain = fasi_parallel_grain(ntasks, threads, p->transpose_a ? 1 : ctx.blocks);
 
     size_t per = carve_scratch(&ctx, NULL, NULL);
     bool overflow = per == 0 || (size_t)threads > SIZE_MAX / per;

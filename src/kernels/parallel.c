@@ -36,3 +36,10 @@ void fasi_parallel_for(int threads, int64_t ntasks, int64_t grain, fasi_task_fn 
 #endif
     for (int64_t i = 0; i < ntasks; i++) fn(ctx, 0, i);
 }
+
+int64_t fasi_parallel_grain(int64_t ntasks, int threads, int64_t max_grain)
+{
+    int64_t grain = ntasks / ((int64_t)(threads > 1 ? threads : 1) * 16);
+    if (grain > max_grain) grain = max_grain;
+    return grain < 1 ? 1 : grain;
+}

@@ -18,4 +18,9 @@ typedef void (*fasi_task_fn)(void *ctx, int thread, int64_t task);
  * order; grain >= 1. */
 void fasi_parallel_for(int threads, int64_t ntasks, int64_t grain, fasi_task_fn fn, void *ctx);
 
+/* A grain for fasi_parallel_for: as large as max_grain (>= 1; e.g. one head's tasks, which
+ * share unpacked panels) allows, but small enough for 16 chunks per thread, so that a few large
+ * heads still spread over every thread and the last chunks even out; at least 1. */
+int64_t fasi_parallel_grain(int64_t ntasks, int threads, int64_t max_grain);
+
 #endif
