@@ -316,22 +316,23 @@ static void test_store_f32_u8_saturates(void **state)
     assert_memory_equal(data, want, 8);
 }
 
-/* Stores into NZ tensors big enough for streaming stores (FASI_STREAM_MIN_BYTES): every dtype
- * through fasi_mat_store_f32 and bytes through fasi_mat_store_u8, rectangles with partial
- * fractal rows and columns, both kernel tables; the storage must equal a model that applied the
- * same stores element by element. */
+/* Stores into NZ and ND tensors big enough for streaming stores (FASI_STREAM_MIN_BYTES): every
+ * dtype through fasi_mat_store_f32 and bytes through fasi_mat_store_u8, rectangles with partial
+ * fractal rows and columns (NZ) and rows at every byte alignment (ND), both kernel tables; the
+ * storage must equal a model that applied the same stores element by element. */
 static void test_streaming_stores(void **state)
 {
     (void)state;
     fast_rng r;
     fast_rng_seed(&r, fast_test_seed("layout_stream", 0x1a7006));
-    for (int di = 0; di < 4; di++) {
-        fas_dtype dt = all_dtypes[di];
+    for (int kind = 0; kind < 8; kind++) {
+        fas_dtype dt = all_dtypes[kind % 4];
+        bool nz = kind < 4;
         size_t es = fast_elem_size(dt);
-        /* batch 2 of rows x 1501 columns (1504 stored), just over the threshold */
+        /* batch 2 of rows x 1501 columns (1504 stored in NZ), just over the threshold */
         int64_t rows = (int64_t)(FASI_STREAM_MIN_BYTES / (2 * 1504 * es)) + 17;
         int64_t dims[3] = {2, rows, 1501};
-        tmat x = tmat_make(dt, true, 3, dims, &r);
+        tmat x = tmat_make(dt, nz, 3, dims, &r);
         size_t bytes = (size_t)x.elems * es;
         assert_true(bytes >= FASI_STREAM_MIN_BYTES);
         unsigned char *model = malloc(bytes);
@@ -351,7 +352,7 @@ static void test_streaming_stores(void **state)
                 fasi_mat_store_u8(&x.m, b, r0, nr, c0, nc, buf, ld);
                 for (int64_t i = 0; i < nr; i++)
                     for (int64_t j = 0; j < nc; j++)
-                        model[fast_storage_index(&x.g, true, b, r0 + i, c0 + j)] = buf[i * ld + j];
+                        model[fast_storage_index(&x.g, nz, b, r0 + i, c0 + j)] = buf[i * ld + j];
                 free(buf);
                 continue;
             }
@@ -361,15 +362,15 @@ static void test_streaming_stores(void **state)
             fasi_mat_store_f32(table(it % 2), &x.m, b, r0, nr, c0, nc, src, ld);
             for (int64_t i = 0; i < nr; i++)
                 for (int64_t j = 0; j < nc; j++)
-                    fast_put_bits(model, dt, fast_storage_index(&x.g, true, b, r0 + i, c0 + j),
+                    fast_put_bits(model, dt, fast_storage_index(&x.g, nz, b, r0 + i, c0 + j),
                                   from_f32(dt, src[i * ld + j]));
             free(src);
         }
         if (memcmp(model, x.t.data, bytes) != 0) {
             for (int64_t e = 0; e < x.elems; e++) {
                 if (fast_get_bits(x.t.data, dt, e) != fast_get_bits(model, dt, e)) {
-                    printf("  dtype %d: storage[%lld] = 0x%x, expected 0x%x\n", (int)dt,
-                           (long long)e, (unsigned)fast_get_bits(x.t.data, dt, e),
+                    printf("  %s dtype %d: storage[%lld] = 0x%x, expected 0x%x\n", nz ? "NZ" : "ND",
+                           (int)dt, (long long)e, (unsigned)fast_get_bits(x.t.data, dt, e),
                            (unsigned)fast_get_bits(model, dt, e));
                     break;
                 }

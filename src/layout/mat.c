@@ -193,10 +193,29 @@ static void fence_streams(bool stream)
 #endif
 }
 
-/* Whether stores into m (elements of es bytes) bypass the cache: see FASI_STREAM_MIN_BYTES. */
+/* n bytes from src to dst: the 16-byte aligned middle with streaming stores, the ends (and
+ * everything in a build without SSE2) with ordinary ones. */
+static void stream_copy(unsigned char *dst, const unsigned char *src, size_t n)
+{
+#if FASI_HAVE_SSE2
+    size_t head = (16 - ((uintptr_t)dst & 15)) & 15;
+    if (head > n) head = n;
+    memcpy(dst, src, head);
+    dst += head;
+    src += head;
+    n -= head;
+    for (; n >= 16; n -= 16, dst += 16, src += 16)
+        _mm_stream_si128((__m128i *)(void *)dst, _mm_loadu_si128((const __m128i *)(const void *)src));
+#endif
+    memcpy(dst, src, n);
+}
+
+/* Whether stores into m (elements of es bytes) bypass the cache: see FASI_STREAM_MIN_BYTES. NZ
+ * stores stream whole fractal rows, which needs 16-byte aligned data; ND rows go through
+ * stream_copy, which aligns itself. */
 static bool stream_dest(const fasi_mat *m, size_t es)
 {
-    return FASI_HAVE_SSE2 && m->nz && ((uintptr_t)m->data & 15) == 0 &&
+    return FASI_HAVE_SSE2 && (!m->nz || ((uintptr_t)m->data & 15) == 0) &&
            (size_t)(m->batch * m->mat_elems) * es >= FASI_STREAM_MIN_BYTES;
 }
 
@@ -205,12 +224,12 @@ static bool stream_dest(const fasi_mat *m, size_t es)
  * apart. NZ rectangles are walked strip by strip (16 stored rows), fractal by fractal inside a
  * strip: the piece of the rectangle that falls in one fractal is a slab of storage rows 16
  * elements apart, converted with one strided call straight to or from the block (into a
- * 16-column buffer first only when it must be transposed). Stores into a large NZ tensor
- * (stream_dest: P, the drop mask and the outputs of the benchmark shapes) write whole fractal
- * rows with streaming stores, converted first into a 1 KiB stage that stays in L1: the tensor
- * is far bigger than the caches, and this saves reading every destination line before it is
- * overwritten. The caller's threads are joined before the operator returns, and each storer
- * ends with a store fence. */
+ * 16-column buffer first only when it must be transposed). Stores into a large tensor
+ * (stream_dest: P, the drop mask and the outputs of the benchmark shapes) use streaming stores,
+ * converted first into a 1 KiB stage that stays in L1: whole fractal rows in NZ, pieces of
+ * rows in ND. The tensor is far bigger than the caches, and this saves reading every
+ * destination line before it is overwritten. The caller's threads are joined before the
+ * operator returns, and each storer ends with a store fence. */
 
 void fasi_mat_load_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, bool trans, int64_t r0,
                        int64_t nr, int64_t c0, int64_t nc, float *dst, int64_t ldd)
@@ -276,14 +295,27 @@ void fasi_mat_store_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, int
 {
     if (nr <= 0 || nc <= 0) return;
     const fas_dtype dt = m->dtype;
-    if (!m->nz) {
-        store_block_f32(k, dt, src, (size_t)lds, elem_ptr(m, fasi_mat_index(m, b, r0, c0)),
-                        (size_t)m->cols, (size_t)nr, (size_t)nc);
-        return;
-    }
     const size_t es = fasi_dtype_size(dt);
     const bool stream = stream_dest(m, es);
     _Alignas(64) unsigned char stage[256 * sizeof(float)];
+    if (!m->nz) {
+        unsigned char *d0 = elem_ptr(m, fasi_mat_index(m, b, r0, c0));
+        if (!stream) {
+            store_block_f32(k, dt, src, (size_t)lds, d0, (size_t)m->cols, (size_t)nr, (size_t)nc);
+            return;
+        }
+        /* each row in pieces of 256 elements: converted in L1, then streamed out */
+        for (int64_t i = 0; i < nr; i++) {
+            unsigned char *d = d0 + (size_t)i * (size_t)m->cols * es;
+            for (int64_t c = 0; c < nc; c += 256) {
+                size_t len = (size_t)min64(nc - c, 256);
+                store_block_f32(k, dt, src + i * lds + c, len, stage, len, 1, len);
+                stream_copy(d + (size_t)c * es, stage, len * es);
+            }
+        }
+        fence_streams(true);
+        return;
+    }
     for (int64_t rs = r0 & ~(int64_t)15; rs < r0 + nr; rs += 16) {
         int64_t ra = max64(rs, r0), rb = min64(rs + 16, r0 + nr);
         for (int64_t cs = c0 & ~(int64_t)15; cs < c0 + nc; cs += 16) {
@@ -336,12 +368,18 @@ void fasi_mat_store_u8(const fasi_mat *m, int64_t b, int64_t r0, int64_t nr, int
 {
     if (nr <= 0 || nc <= 0) return;
     uint8_t *base = m->data;
+    const bool stream = stream_dest(m, 1);
     if (!m->nz) {
-        for (int64_t i = 0; i < nr; i++)
-            memcpy(base + fasi_mat_index(m, b, r0 + i, c0), src + i * lds, (size_t)nc);
+        for (int64_t i = 0; i < nr; i++) {
+            uint8_t *d = base + fasi_mat_index(m, b, r0 + i, c0);
+            if (stream)
+                stream_copy(d, src + i * lds, (size_t)nc);
+            else
+                memcpy(d, src + i * lds, (size_t)nc);
+        }
+        fence_streams(stream);
         return;
     }
-    const bool stream = stream_dest(m, 1);
     for (int64_t rs = r0 & ~(int64_t)15; rs < r0 + nr; rs += 16) {
         int64_t ra = max64(rs, r0), rb = min64(rs + 16, r0 + nr);
         for (int64_t cs = c0 & ~(int64_t)15; cs < c0 + nc; cs += 16) {
