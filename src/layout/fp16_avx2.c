@@ -6,10 +6,8 @@
  * over all 2^32 floats and all 2^16 halves, with DAZ/FTZ both off and on).
  * bf16: integer arithmetic, the same formulas as fasi_f32_to_bf16 / fasi_bf16_to_f32.
  *
- * Every entry is 2-D (see isa.h): a row loop around an inlined 1-D row body, so a call makes no
- * further call per row. Rows of exactly 16 elements (one row of one NZ fractal, the common case
- * of the block loaders) take a dedicated body of two 8-lane conversions with no tail logic, and
- * a single row or a dense rectangle (both pitches equal to cols) is converted as one long row.
+ * Every entry is 2-D (see isa.h), built by FASI_ROWS_2D (layout/rows2d.h) from an inlined 1-D
+ * row body; a row of 16 elements (one row of an NZ fractal) is one pass of its 16-wide loop.
  *
  * Pointers need only the natural alignment of their element type. A row tail shorter than one
  * vector goes through a zero-padded stack block, so every element takes the same vector path and
@@ -18,12 +16,8 @@
 #include <string.h>
 
 #include "kernels/isa.h"
+#include "layout/rows2d.h"
 
-#if defined(__GNUC__)
-#define FASI_ROW_INLINE static inline __attribute__((always_inline))
-#else
-#define FASI_ROW_INLINE static inline
-#endif
 
 FASI_ROW_INLINE void f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
 {
@@ -44,26 +38,7 @@ FASI_ROW_INLINE void f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
     }
 }
 
-static void f16_to_f32_avx2(const uint16_t *src, size_t lds, float *dst, size_t ldd, size_t rows,
-                            size_t cols)
-{
-    if (rows == 1 || (lds == cols && ldd == cols)) {
-        f16_to_f32_row(src, dst, rows * cols);
-        return;
-    }
-    if (cols == 16) {
-        for (size_t r = 0; r < rows; r++) {
-            const uint16_t *s = src + r * lds;
-            float *d = dst + r * ldd;
-            __m128i h0 = _mm_loadu_si128((const __m128i *)(const void *)s);
-            __m128i h1 = _mm_loadu_si128((const __m128i *)(const void *)(s + 8));
-            _mm256_storeu_ps(d, _mm256_cvtph_ps(h0));
-            _mm256_storeu_ps(d + 8, _mm256_cvtph_ps(h1));
-        }
-        return;
-    }
-    for (size_t r = 0; r < rows; r++) f16_to_f32_row(src + r * lds, dst + r * ldd, cols);
-}
+FASI_ROWS_2D(f16_to_f32_avx2, uint16_t, float, f16_to_f32_row)
 
 FASI_ROW_INLINE void f32_to_f16_row(const float *src, uint16_t *dst, size_t n)
 {
@@ -85,26 +60,7 @@ FASI_ROW_INLINE void f32_to_f16_row(const float *src, uint16_t *dst, size_t n)
     }
 }
 
-static void f32_to_f16_avx2(const float *src, size_t lds, uint16_t *dst, size_t ldd, size_t rows,
-                            size_t cols)
-{
-    if (rows == 1 || (lds == cols && ldd == cols)) {
-        f32_to_f16_row(src, dst, rows * cols);
-        return;
-    }
-    if (cols == 16) {
-        for (size_t r = 0; r < rows; r++) {
-            const float *s = src + r * lds;
-            uint16_t *d = dst + r * ldd;
-            __m128i h0 = _mm256_cvtps_ph(_mm256_loadu_ps(s), _MM_FROUND_TO_NEAREST_INT);
-            __m128i h1 = _mm256_cvtps_ph(_mm256_loadu_ps(s + 8), _MM_FROUND_TO_NEAREST_INT);
-            _mm_storeu_si128((__m128i *)(void *)d, h0);
-            _mm_storeu_si128((__m128i *)(void *)(d + 8), h1);
-        }
-        return;
-    }
-    for (size_t r = 0; r < rows; r++) f32_to_f16_row(src + r * lds, dst + r * ldd, cols);
-}
+FASI_ROWS_2D(f32_to_f16_avx2, float, uint16_t, f32_to_f16_row)
 
 /* A NaN gets its quiet bit set, as in fasi_bf16_to_f32. */
 static inline __m256 bf16x8_to_f32(__m128i b)
@@ -135,26 +91,7 @@ FASI_ROW_INLINE void bf16_to_f32_row(const uint16_t *src, float *dst, size_t n)
     }
 }
 
-static void bf16_to_f32_avx2(const uint16_t *src, size_t lds, float *dst, size_t ldd, size_t rows,
-                             size_t cols)
-{
-    if (rows == 1 || (lds == cols && ldd == cols)) {
-        bf16_to_f32_row(src, dst, rows * cols);
-        return;
-    }
-    if (cols == 16) {
-        for (size_t r = 0; r < rows; r++) {
-            const uint16_t *s = src + r * lds;
-            float *d = dst + r * ldd;
-            __m128i b0 = _mm_loadu_si128((const __m128i *)(const void *)s);
-            __m128i b1 = _mm_loadu_si128((const __m128i *)(const void *)(s + 8));
-            _mm256_storeu_ps(d, bf16x8_to_f32(b0));
-            _mm256_storeu_ps(d + 8, bf16x8_to_f32(b1));
-        }
-        return;
-    }
-    for (size_t r = 0; r < rows; r++) bf16_to_f32_row(src + r * lds, dst + r * ldd, cols);
-}
+FASI_ROWS_2D(bf16_to_f32_avx2, uint16_t, float, bf16_to_f32_row)
 
 /* 32-bit lanes holding the bf16 result in their high half: a NaN keeps its top bits with the
  * quiet bit (0x00400000) set; anything else gets u + 0x7fff + lsb (round to nearest even; the
@@ -196,23 +133,7 @@ FASI_ROW_INLINE void f32_to_bf16_row(const float *src, uint16_t *dst, size_t n)
     }
 }
 
-static void f32_to_bf16_avx2(const float *src, size_t lds, uint16_t *dst, size_t ldd, size_t rows,
-                             size_t cols)
-{
-    if (rows == 1 || (lds == cols && ldd == cols)) {
-        f32_to_bf16_row(src, dst, rows * cols);
-        return;
-    }
-    if (cols == 16) {
-        for (size_t r = 0; r < rows; r++) {
-            const float *s = src + r * lds;
-            __m256i b = f32x16_to_bf16(_mm256_loadu_ps(s), _mm256_loadu_ps(s + 8));
-            _mm256_storeu_si256((__m256i *)(void *)(dst + r * ldd), b);
-        }
-        return;
-    }
-    for (size_t r = 0; r < rows; r++) f32_to_bf16_row(src + r * lds, dst + r * ldd, cols);
-}
+FASI_ROWS_2D(f32_to_bf16_avx2, float, uint16_t, f32_to_bf16_row)
 
 void fasi_register_fp16_avx2(fasi_kernels *k)
 {

@@ -7,10 +7,8 @@
  * AVX512_BF16's vcvtneps2bf16 is deliberately not used: it flushes denormals to zero, which the
  * portable definition does not.
  *
- * Every entry is 2-D (see isa.h): a row loop around an inlined 1-D row body, so a call makes no
- * further call per row. Rows of exactly 16 elements (one row of one NZ fractal, the common case
- * of the block loaders) take a dedicated body of one 16-lane conversion with no mask, and a
- * single row or a dense rectangle (both pitches equal to cols) is converted as one long row.
+ * Every entry is 2-D (see isa.h), built by FASI_ROWS_2D (layout/rows2d.h) from an inlined 1-D
+ * row body; a row of 16 elements (one row of an NZ fractal) is one full-mask 16-lane step.
  *
  * Row tails use masked loads and stores; masked-off lanes are never accessed, so nothing outside
  * the rectangle is read or written. Pointers need only the natural alignment of their element
@@ -18,12 +16,7 @@
 #include <immintrin.h>
 
 #include "kernels/isa.h"
-
-#if defined(__GNUC__)
-#define FASI_ROW_INLINE static inline __attribute__((always_inline))
-#else
-#define FASI_ROW_INLINE static inline
-#endif
+#include "layout/rows2d.h"
 
 static inline __mmask16 tail_mask(size_t m) { return (__mmask16)((1u << m) - 1u); }
 
@@ -43,22 +36,7 @@ FASI_ROW_INLINE void f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
     }
 }
 
-static void f16_to_f32_avx512(const uint16_t *src, size_t lds, float *dst, size_t ldd, size_t rows,
-                              size_t cols)
-{
-    if (rows == 1 || (lds == cols && ldd == cols)) {
-        f16_to_f32_row(src, dst, rows * cols);
-        return;
-    }
-    if (cols == 16) {
-        for (size_t r = 0; r < rows; r++) {
-            __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)(src + r * lds));
-            _mm512_storeu_ps(dst + r * ldd, _mm512_cvtph_ps(h));
-        }
-        return;
-    }
-    for (size_t r = 0; r < rows; r++) f16_to_f32_row(src + r * lds, dst + r * ldd, cols);
-}
+FASI_ROWS_2D(f16_to_f32_avx512, uint16_t, float, f16_to_f32_row)
 
 FASI_ROW_INLINE void f32_to_f16_row(const float *src, uint16_t *dst, size_t n)
 {
@@ -76,22 +54,7 @@ FASI_ROW_INLINE void f32_to_f16_row(const float *src, uint16_t *dst, size_t n)
     }
 }
 
-static void f32_to_f16_avx512(const float *src, size_t lds, uint16_t *dst, size_t ldd, size_t rows,
-                              size_t cols)
-{
-    if (rows == 1 || (lds == cols && ldd == cols)) {
-        f32_to_f16_row(src, dst, rows * cols);
-        return;
-    }
-    if (cols == 16) {
-        for (size_t r = 0; r < rows; r++) {
-            __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(src + r * lds), _MM_FROUND_TO_NEAREST_INT);
-            _mm256_storeu_si256((__m256i *)(void *)(dst + r * ldd), h);
-        }
-        return;
-    }
-    for (size_t r = 0; r < rows; r++) f32_to_f16_row(src + r * lds, dst + r * ldd, cols);
-}
+FASI_ROWS_2D(f32_to_f16_avx512, float, uint16_t, f32_to_f16_row)
 
 /* A NaN gets its quiet bit set, as in fasi_bf16_to_f32. */
 static inline __m512 bf16x16_to_f32(__m256i b)
@@ -118,22 +81,7 @@ FASI_ROW_INLINE void bf16_to_f32_row(const uint16_t *src, float *dst, size_t n)
     }
 }
 
-static void bf16_to_f32_avx512(const uint16_t *src, size_t lds, float *dst, size_t ldd, size_t rows,
-                               size_t cols)
-{
-    if (rows == 1 || (lds == cols && ldd == cols)) {
-        bf16_to_f32_row(src, dst, rows * cols);
-        return;
-    }
-    if (cols == 16) {
-        for (size_t r = 0; r < rows; r++) {
-            __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(src + r * lds));
-            _mm512_storeu_ps(dst + r * ldd, bf16x16_to_f32(b));
-        }
-        return;
-    }
-    for (size_t r = 0; r < rows; r++) bf16_to_f32_row(src + r * lds, dst + r * ldd, cols);
-}
+FASI_ROWS_2D(bf16_to_f32_avx512, uint16_t, float, bf16_to_f32_row)
 
 /* 32-bit lanes holding the bf16 result in their low half: a NaN keeps its top bits with the
  * quiet bit (0x00400000) set; anything else gets u + 0x7fff + lsb (round to nearest even; the
@@ -163,22 +111,7 @@ FASI_ROW_INLINE void f32_to_bf16_row(const float *src, uint16_t *dst, size_t n)
     }
 }
 
-static void f32_to_bf16_avx512(const float *src, size_t lds, uint16_t *dst, size_t ldd, size_t rows,
-                               size_t cols)
-{
-    if (rows == 1 || (lds == cols && ldd == cols)) {
-        f32_to_bf16_row(src, dst, rows * cols);
-        return;
-    }
-    if (cols == 16) {
-        for (size_t r = 0; r < rows; r++) {
-            __m512i v = f32x16_to_bf16_lanes(_mm512_loadu_ps(src + r * lds));
-            _mm256_storeu_si256((__m256i *)(void *)(dst + r * ldd), _mm512_cvtepi32_epi16(v));
-        }
-        return;
-    }
-    for (size_t r = 0; r < rows; r++) f32_to_bf16_row(src + r * lds, dst + r * ldd, cols);
-}
+FASI_ROWS_2D(f32_to_bf16_avx512, float, uint16_t, f32_to_bf16_row)
 
 void fasi_register_fp16_avx512(fasi_kernels *k)
 {

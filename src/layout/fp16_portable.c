@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "layout/layout.h"
+#include "layout/rows2d.h"
 
 static uint32_t f32_bits(float x)
 {
@@ -117,34 +118,31 @@ static float round_to_odd_f32(double x)
 uint16_t fasi_f64_to_f16(double x) { return fasi_f32_to_f16(round_to_odd_f32(x)); }
 uint16_t fasi_f64_to_bf16(double x) { return fasi_f32_to_bf16(round_to_odd_f32(x)); }
 
-/* 2-D forms (see isa.h): a plain row loop over the scalar definitions. */
-static void f16_to_f32_2d(const uint16_t *src, size_t lds, float *dst, size_t ldd, size_t rows,
-                          size_t cols)
+/* Row bodies over the scalar definitions; the 2-D entries come from FASI_ROWS_2D. */
+FASI_ROW_INLINE void f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
 {
-    for (size_t r = 0; r < rows; r++)
-        for (size_t i = 0; i < cols; i++) dst[r * ldd + i] = fasi_f16_to_f32(src[r * lds + i]);
+    for (size_t i = 0; i < n; i++) dst[i] = fasi_f16_to_f32(src[i]);
 }
 
-static void f32_to_f16_2d(const float *src, size_t lds, uint16_t *dst, size_t ldd, size_t rows,
-                          size_t cols)
+FASI_ROW_INLINE void f32_to_f16_row(const float *src, uint16_t *dst, size_t n)
 {
-    for (size_t r = 0; r < rows; r++)
-        for (size_t i = 0; i < cols; i++) dst[r * ldd + i] = fasi_f32_to_f16(src[r * lds + i]);
+    for (size_t i = 0; i < n; i++) dst[i] = fasi_f32_to_f16(src[i]);
 }
 
-static void bf16_to_f32_2d(const uint16_t *src, size_t lds, float *dst, size_t ldd, size_t rows,
-                           size_t cols)
+FASI_ROW_INLINE void bf16_to_f32_row(const uint16_t *src, float *dst, size_t n)
 {
-    for (size_t r = 0; r < rows; r++)
-        for (size_t i = 0; i < cols; i++) dst[r * ldd + i] = fasi_bf16_to_f32(src[r * lds + i]);
+    for (size_t i = 0; i < n; i++) dst[i] = fasi_bf16_to_f32(src[i]);
 }
 
-static void f32_to_bf16_2d(const float *src, size_t lds, uint16_t *dst, size_t ldd, size_t rows,
-                           size_t cols)
+FASI_ROW_INLINE void f32_to_bf16_row(const float *src, uint16_t *dst, size_t n)
 {
-    for (size_t r = 0; r < rows; r++)
-        for (size_t i = 0; i < cols; i++) dst[r * ldd + i] = fasi_f32_to_bf16(src[r * lds + i]);
+    for (size_t i = 0; i < n; i++) dst[i] = fasi_f32_to_bf16(src[i]);
 }
+
+FASI_ROWS_2D(f16_to_f32_2d, uint16_t, float, f16_to_f32_row)
+FASI_ROWS_2D(f32_to_f16_2d, float, uint16_t, f32_to_f16_row)
+FASI_ROWS_2D(bf16_to_f32_2d, uint16_t, float, bf16_to_f32_row)
+FASI_ROWS_2D(f32_to_bf16_2d, float, uint16_t, f32_to_bf16_row)
 
 void fasi_register_fp16_portable(fasi_kernels *k)
 {
