@@ -17,6 +17,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Philox4x32 round multipliers and key (Weyl) increments. */
+#define FASI_PHILOX_M0 0xD2511F53u
+#define FASI_PHILOX_M1 0xCD9E8D57u
+#define FASI_PHILOX_W0 0x9E3779B9u
+#define FASI_PHILOX_W1 0xBB67AE85u
+
 void fasi_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 
 /* threshold for keep_prob in (0, 1]: round(keep_prob * 2^32), at most 2^32 */

@@ -6,20 +6,13 @@
  * every input: same counter, key and word mapping (rng/philox.h), same 64-bit wrap of
  * offset + group, and the same unsigned comparison against the threshold. */
 #include <immintrin.h>
-#include <string.h>
 
 #include "kernels/isa.h"
 #include "rng/philox.h"
-
-#define PHILOX_M0 0xD2511F53u
-#define PHILOX_M1 0xCD9E8D57u
-#define PHILOX_W0 0x9E3779B9u
-#define PHILOX_W1 0xBB67AE85u
+#include "rng/philox_walk.h"
 
 #define LANES 16
 #define PASSES 2
-#define GROUPS_PER_STEP (LANES * PASSES)
-#define BYTES_PER_STEP (4 * GROUPS_PER_STEP)
 
 #define XOR3 0x96 /* ternary-logic truth table of a ^ b ^ c */
 #define OR3 0xFE  /* ... and of a | b | c */
@@ -71,8 +64,8 @@ static inline __attribute__((always_inline)) void step(int passes, uint64_t offs
                                                        const __m512i *rk0, const __m512i *rk1,
                                                        __m512i thr, uint8_t *out)
 {
-    const __m512i m0 = _mm512_set1_epi32((int)PHILOX_M0);
-    const __m512i m1 = _mm512_set1_epi32((int)PHILOX_M1);
+    const __m512i m0 = _mm512_set1_epi32((int)FASI_PHILOX_M0);
+    const __m512i m1 = _mm512_set1_epi32((int)FASI_PHILOX_M1);
     philox16 s[PASSES];
     for (int p = 0; p < passes; p++) {
         counters16(offset + group + (uint64_t)(p * LANES), &s[p].c0, &s[p].c1);
@@ -97,51 +90,41 @@ static inline __attribute__((always_inline)) void step(int passes, uint64_t offs
     }
 }
 
-static void dropout_bits_avx512(uint64_t seed, uint64_t offset, uint64_t row, uint64_t j0, size_t n,
-                                uint64_t threshold, uint8_t *keep)
-{
-    if (n == 0) return;
-    if (threshold == 0 || threshold >= 4294967296ull) {
-        /* every u in [0, 2^32) compares the same way: no Philox output is needed */
-        memset(keep, threshold != 0, n);
-        return;
-    }
-    const __m512i row_lo = _mm512_set1_epi32((int)(uint32_t)row);
-    const __m512i row_hi = _mm512_set1_epi32((int)(uint32_t)(row >> 32));
-    const __m512i thr = _mm512_set1_epi32((int)(uint32_t)threshold);
+/* One row's Philox state for the walk (rng/philox_walk.h). */
+typedef struct row_env {
+    uint64_t offset;
+    __m512i row_lo, row_hi, thr;
     __m512i rk0[10], rk1[10]; /* round keys */
+} row_env;
+
+static void step_one(const void *env, uint64_t group, uint8_t *out)
+{
+    const row_env *e = env;
+    step(1, e->offset, group, e->row_lo, e->row_hi, e->rk0, e->rk1, e->thr, out);
+}
+
+static void step_two(const void *env, uint64_t group, uint8_t *out)
+{
+    const row_env *e = env;
+    step(PASSES, e->offset, group, e->row_lo, e->row_hi, e->rk0, e->rk1, e->thr, out);
+}
+
+static void dropout_bits_avx512(uint64_t seed, uint64_t offset, uint64_t row, uint64_t j0, size_t n,
+                              uint64_t threshold, uint8_t *keep)
+{
+    row_env e;
+    e.offset = offset;
+    e.row_lo = _mm512_set1_epi32((int)(uint32_t)row);
+    e.row_hi = _mm512_set1_epi32((int)(uint32_t)(row >> 32));
+    e.thr = _mm512_set1_epi32((int)(uint32_t)threshold);
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     for (int r = 0; r < 10; r++) {
-        rk0[r] = _mm512_set1_epi32((int)k0);
-        rk1[r] = _mm512_set1_epi32((int)k1);
-        k0 += PHILOX_W0;
-        k1 += PHILOX_W1;
+        e.rk0[r] = _mm512_set1_epi32((int)k0);
+        e.rk1[r] = _mm512_set1_epi32((int)k1);
+        k0 += FASI_PHILOX_W0;
+        k1 += FASI_PHILOX_W1;
     }
-
-    uint64_t group = j0 >> 2;
-    size_t skip = (size_t)(j0 & 3);
-    uint8_t tmp[BYTES_PER_STEP];
-    while (n > 0) {
-        if (skip == 0 && n >= BYTES_PER_STEP) {
-            step(PASSES, offset, group, row_lo, row_hi, rk0, rk1, thr, keep);
-            keep += BYTES_PER_STEP;
-            n -= BYTES_PER_STEP;
-        } else {
-            /* unaligned start or short tail: compute into tmp and keep the needed part */
-            int passes = skip + n <= 4 * LANES ? 1 : PASSES;
-            if (passes == 1) /* separate calls so each inlined copy has a constant pass count */
-                step(1, offset, group, row_lo, row_hi, rk0, rk1, thr, tmp);
-            else
-                step(PASSES, offset, group, row_lo, row_hi, rk0, rk1, thr, tmp);
-            size_t take = (size_t)(4 * LANES * passes) - skip;
-            if (take > n) take = n;
-            memcpy(keep, tmp + skip, take);
-            keep += take;
-            n -= take;
-            skip = 0;
-        }
-        group += GROUPS_PER_STEP;
-    }
+    fasi_philox_walk(LANES, step_one, step_two, &e, threshold, j0, n, keep);
 }
 
 void fasi_register_philox_avx512(fasi_kernels *k) { k->dropout_bits = dropout_bits_avx512; }

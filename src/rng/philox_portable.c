@@ -5,18 +5,13 @@
 #include "kernels/isa.h"
 #include "rng/philox.h"
 
-#define PHILOX_M0 0xD2511F53u
-#define PHILOX_M1 0xCD9E8D57u
-#define PHILOX_W0 0x9E3779B9u
-#define PHILOX_W1 0xBB67AE85u
-
 void fasi_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4])
 {
     uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
     uint32_t k0 = key[0], k1 = key[1];
     for (int round = 0; round < 10; round++) {
-        uint64_t p0 = (uint64_t)PHILOX_M0 * c0;
-        uint64_t p1 = (uint64_t)PHILOX_M1 * c2;
+        uint64_t p0 = (uint64_t)FASI_PHILOX_M0 * c0;
+        uint64_t p1 = (uint64_t)FASI_PHILOX_M1 * c2;
         uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
         uint32_t n1 = (uint32_t)p1;
         uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
@@ -25,8 +20,8 @@ void fasi_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t o
         c1 = n1;
         c2 = n2;
         c3 = n3;
-        k0 += PHILOX_W0;
-        k1 += PHILOX_W1;
+        k0 += FASI_PHILOX_W0;
+        k1 += FASI_PHILOX_W1;
     }
     out[0] = c0;
     out[1] = c1;
