@@ -21,20 +21,6 @@
 
 /* ---- bit access */
 
-static uint32_t f2u(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return u;
-}
-
-static float u2f(uint32_t u)
-{
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
 static uint64_t d2u(double x)
 {
     uint64_t u;
@@ -112,14 +98,14 @@ static uint16_t ref_f64_to_bf16(double x)
 
 static uint16_t ref_f32_to_half(float x)
 {
-    uint32_t u = f2u(x);
+    uint32_t u = fast_f32_bits(x);
     if (isnan(x)) return (uint16_t)(((u >> 16) & 0x8000u) | 0x7e00u | ((u >> 13) & 0x3ffu));
     return ref_f64_to_half((double)x);
 }
 
 static uint16_t ref_f32_to_bf16(float x)
 {
-    uint32_t u = f2u(x);
+    uint32_t u = fast_f32_bits(x);
     if (isnan(x)) return (uint16_t)((u >> 16) | 0x0040u);
     return ref_f64_to_bf16((double)x);
 }
@@ -164,27 +150,27 @@ static void test_half_to_float_all(void **state)
             double v = half_value(mag);
             float fv = (float)v;
             assert_true((double)fv == v); /* every half is a float */
-            want = sign | f2u(fv);
+            want = sign | fast_f32_bits(fv);
         } else if (mag == HALF_FINITE) {
             want = sign | 0x7f800000u;
         } else {
             want = sign | 0x7fc00000u | ((uint32_t)(mag & 0x3ffu) << 13);
         }
-        note32(&mm, h, f2u(f), want);
+        note32(&mm, h, fast_f32_bits(f), want);
     }
     assert_int_equal(mm.count, 0);
 
     /* A few values written out by hand. */
-    assert_int_equal(f2u(fasi_f16_to_f32(0x0001)), f2u(0x1p-24f));
-    assert_int_equal(f2u(fasi_f16_to_f32(0x03ff)), f2u(0x3ffp-24f));
-    assert_int_equal(f2u(fasi_f16_to_f32(0x0400)), f2u(0x1p-14f));
-    assert_int_equal(f2u(fasi_f16_to_f32(0x3c00)), f2u(1.0f));
-    assert_int_equal(f2u(fasi_f16_to_f32(0x7bff)), f2u(65504.0f));
-    assert_int_equal(f2u(fasi_f16_to_f32(0xc000)), f2u(-2.0f));
-    assert_int_equal(f2u(fasi_f16_to_f32(0x8000)), 0x80000000u);
-    assert_int_equal(f2u(fasi_f16_to_f32(0xfc00)), 0xff800000u);
-    assert_int_equal(f2u(fasi_f16_to_f32(0x7c01)), 0x7fc02000u); /* signalling -> quiet */
-    assert_int_equal(f2u(fasi_f16_to_f32(0xfe00)), 0xffc00000u);
+    assert_int_equal(fast_f32_bits(fasi_f16_to_f32(0x0001)), fast_f32_bits(0x1p-24f));
+    assert_int_equal(fast_f32_bits(fasi_f16_to_f32(0x03ff)), fast_f32_bits(0x3ffp-24f));
+    assert_int_equal(fast_f32_bits(fasi_f16_to_f32(0x0400)), fast_f32_bits(0x1p-14f));
+    assert_int_equal(fast_f32_bits(fasi_f16_to_f32(0x3c00)), fast_f32_bits(1.0f));
+    assert_int_equal(fast_f32_bits(fasi_f16_to_f32(0x7bff)), fast_f32_bits(65504.0f));
+    assert_int_equal(fast_f32_bits(fasi_f16_to_f32(0xc000)), fast_f32_bits(-2.0f));
+    assert_int_equal(fast_f32_bits(fasi_f16_to_f32(0x8000)), 0x80000000u);
+    assert_int_equal(fast_f32_bits(fasi_f16_to_f32(0xfc00)), 0xff800000u);
+    assert_int_equal(fast_f32_bits(fasi_f16_to_f32(0x7c01)), 0x7fc02000u); /* signalling -> quiet */
+    assert_int_equal(fast_f32_bits(fasi_f16_to_f32(0xfe00)), 0xffc00000u);
 }
 
 static void test_half_round_trip_all(void **state)
@@ -203,7 +189,7 @@ static void test_half_round_trip_all(void **state)
 
 static void check_f32_to_half(mismatches *mm, float x)
 {
-    note16(mm, f2u(x), fasi_f32_to_f16(x), ref_f32_to_half(x));
+    note16(mm, fast_f32_bits(x), fasi_f32_to_f16(x), ref_f32_to_half(x));
 }
 
 static void test_float_to_half_hand_values(void **state)
@@ -247,13 +233,13 @@ static void test_float_to_half_hand_values(void **state)
         {0xffffffffu, 0xffff},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        uint16_t got = fasi_f32_to_f16(u2f(cases[i].in));
+        uint16_t got = fasi_f32_to_f16(fast_bits_f32(cases[i].in));
         if (got != cases[i].out)
             printf("  float 0x%08x -> 0x%04x, expected 0x%04x\n", (unsigned)cases[i].in, got,
                    cases[i].out);
         assert_int_equal(got, cases[i].out);
         /* The independent reference must agree with the hand-written values too. */
-        assert_int_equal(ref_f32_to_half(u2f(cases[i].in)), cases[i].out);
+        assert_int_equal(ref_f32_to_half(fast_bits_f32(cases[i].in)), cases[i].out);
     }
 }
 
@@ -282,14 +268,14 @@ static void test_float_to_half_dense(void **state)
         }
     }
     /* Every float in [65000, 66000] and in [2^-26, 2^-23], both signs. */
-    for (uint32_t u = f2u(65000.0f); u <= f2u(66000.0f); u++) {
-        check_f32_to_half(&mm, u2f(u));
-        check_f32_to_half(&mm, u2f(u | 0x80000000u));
+    for (uint32_t u = fast_f32_bits(65000.0f); u <= fast_f32_bits(66000.0f); u++) {
+        check_f32_to_half(&mm, fast_bits_f32(u));
+        check_f32_to_half(&mm, fast_bits_f32(u | 0x80000000u));
         checked += 2;
     }
-    for (uint32_t u = f2u(0x1p-26f); u <= f2u(0x1p-23f); u += 7) {
-        check_f32_to_half(&mm, u2f(u));
-        check_f32_to_half(&mm, u2f(u | 0x80000000u));
+    for (uint32_t u = fast_f32_bits(0x1p-26f); u <= fast_f32_bits(0x1p-23f); u += 7) {
+        check_f32_to_half(&mm, fast_bits_f32(u));
+        check_f32_to_half(&mm, fast_bits_f32(u | 0x80000000u));
         checked += 2;
     }
     /* Every exponent with edge significands: zeros, subnormals, infinities, NaNs. */
@@ -299,7 +285,7 @@ static void test_float_to_half_dense(void **state)
     for (uint32_t e = 0; e < 256; e++)
         for (size_t j = 0; j < sizeof mant / sizeof mant[0]; j++)
             for (uint32_t s = 0; s < 2; s++) {
-                check_f32_to_half(&mm, u2f((s << 31) | (e << 23) | mant[j]));
+                check_f32_to_half(&mm, fast_bits_f32((s << 31) | (e << 23) | mant[j]));
                 checked++;
             }
     printf("  float->half dense sweep: %ld values\n", checked);
@@ -318,8 +304,8 @@ static void test_float_to_half_random(void **state)
         /* The second draw concentrates on exponents where halves live (2^-27 .. 2^17). */
         uint32_t e = 100u + (uint32_t)((r >> 32) % 45u);
         uint32_t near = ((uint32_t)(r >> 63) << 31) | (e << 23) | ((uint32_t)(r >> 9) & 0x7fffffu);
-        check_f32_to_half(&mm, u2f(any));
-        check_f32_to_half(&mm, u2f(near));
+        check_f32_to_half(&mm, fast_bits_f32(any));
+        check_f32_to_half(&mm, fast_bits_f32(near));
     }
     assert_int_equal(mm.count, 0);
 }
@@ -422,21 +408,22 @@ static void test_bf16_all(void **state)
         if (mag < BF16_FINITE) {
             double v = bf16_value(mag);
             assert_true((double)(float)v == v);
-            want = sign | f2u((float)v);
+            want = sign | fast_f32_bits((float)v);
         } else if (mag == BF16_FINITE) {
             want = sign | 0x7f800000u;
         } else {
             want = sign | 0x7fc00000u | ((uint32_t)(mag & 0x7fu) << 16);
         }
         float f = fasi_bf16_to_f32((uint16_t)b);
-        note32(&to_f, b, f2u(f), want);
+        note32(&to_f, b, fast_f32_bits(f), want);
         note16(&trip, b, fasi_f32_to_bf16(f), is_nan ? (b | 0x40u) : b);
     }
     assert_int_equal(to_f.count, 0);
     assert_int_equal(trip.count, 0);
-    assert_int_equal(f2u(fasi_bf16_to_f32(0x7f81)), 0x7fc10000u); /* signalling -> quiet */
-    assert_int_equal(f2u(fasi_bf16_to_f32(0x3f80)), f2u(1.0f));
-    assert_int_equal(f2u(fasi_bf16_to_f32(0x0001)), f2u(0x1p-133f));
+    assert_int_equal(fast_f32_bits(fasi_bf16_to_f32(0x7f81)),
+                     0x7fc10000u); /* signalling -> quiet */
+    assert_int_equal(fast_f32_bits(fasi_bf16_to_f32(0x3f80)), fast_f32_bits(1.0f));
+    assert_int_equal(fast_f32_bits(fasi_bf16_to_f32(0x0001)), fast_f32_bits(0x1p-133f));
 }
 
 static void test_float_to_bf16(void **state)
@@ -456,12 +443,12 @@ static void test_float_to_bf16(void **state)
         {0x7f810000u, 0x7fc1}, {0xffffffffu, 0xffff},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        uint16_t got = fasi_f32_to_bf16(u2f(cases[i].in));
+        uint16_t got = fasi_f32_to_bf16(fast_bits_f32(cases[i].in));
         if (got != cases[i].out)
             printf("  float 0x%08x -> bf16 0x%04x, expected 0x%04x\n", (unsigned)cases[i].in, got,
                    cases[i].out);
         assert_int_equal(got, cases[i].out);
-        assert_int_equal(ref_f32_to_bf16(u2f(cases[i].in)), cases[i].out);
+        assert_int_equal(ref_f32_to_bf16(fast_bits_f32(cases[i].in)), cases[i].out);
     }
 
     mismatches mm = {"float->bf16", 0};
@@ -471,15 +458,17 @@ static void test_float_to_bf16(void **state)
         float points[] = {(float)bf16_table[i], mid, nextafterf(mid, 0.0f),
                           nextafterf(mid, INFINITY)};
         for (size_t p = 0; p < sizeof points / sizeof points[0]; p++) {
-            note16(&mm, f2u(points[p]), fasi_f32_to_bf16(points[p]), ref_f32_to_bf16(points[p]));
-            note16(&mm, f2u(-points[p]), fasi_f32_to_bf16(-points[p]), ref_f32_to_bf16(-points[p]));
+            note16(&mm, fast_f32_bits(points[p]), fasi_f32_to_bf16(points[p]),
+                   ref_f32_to_bf16(points[p]));
+            note16(&mm, fast_f32_bits(-points[p]), fasi_f32_to_bf16(-points[p]),
+                   ref_f32_to_bf16(-points[p]));
         }
     }
     fast_rng rng;
     fast_rng_seed(&rng, fast_test_seed("float_to_bf16_random", 0xbf16u));
     for (long i = 0; i < (1L << 22); i++) {
-        float x = u2f((uint32_t)fast_rng_u64(&rng));
-        note16(&mm, f2u(x), fasi_f32_to_bf16(x), ref_f32_to_bf16(x));
+        float x = fast_bits_f32((uint32_t)fast_rng_u64(&rng));
+        note16(&mm, fast_f32_bits(x), fasi_f32_to_bf16(x), ref_f32_to_bf16(x));
     }
     assert_int_equal(mm.count, 0);
 }
@@ -495,7 +484,7 @@ static void compare_u16(const char *what, const uint16_t *got, const uint16_t *w
         if (got[i] != want[i]) {
             if (*bad < 8)
                 printf("  %s: float 0x%08x -> 0x%04x, portable 0x%04x\n", what,
-                       (unsigned)f2u(in[i]), got[i], want[i]);
+                       (unsigned)fast_f32_bits(in[i]), got[i], want[i]);
             (*bad)++;
         }
 }
@@ -504,10 +493,10 @@ static void compare_f32(const char *what, const float *got, const float *want, c
                         size_t n, long *bad)
 {
     for (size_t i = 0; i < n; i++)
-        if (f2u(got[i]) != f2u(want[i])) {
+        if (fast_f32_bits(got[i]) != fast_f32_bits(want[i])) {
             if (*bad < 8)
                 printf("  %s: 0x%04x -> 0x%08x, portable 0x%08x\n", what, in[i],
-                       (unsigned)f2u(got[i]), (unsigned)f2u(want[i]));
+                       (unsigned)fast_f32_bits(got[i]), (unsigned)fast_f32_bits(want[i]));
             (*bad)++;
         }
 }
@@ -559,14 +548,14 @@ static void check_level_identical(fasi_isa isa)
     uint64_t u = 0;
     while (u < (1ull << 32)) {
         size_t n = 0;
-        for (; n < CHUNK && u < (1ull << 32); n++, u += 255) f1[n] = u2f((uint32_t)u);
+        for (; n < CHUNK && u < (1ull << 32); n++, u += 255) f1[n] = fast_bits_f32((uint32_t)u);
         cross_f32(k, p, f1, n, o1, o2, &bad_h, &bad_b);
         total += (long)n;
     }
     fast_rng rng;
     fast_rng_seed(&rng, fast_test_seed("simd_identity_random", 0x51d0u + (uint64_t)isa));
     for (int c = 0; c < 16; c++) {
-        for (size_t i = 0; i < CHUNK; i++) f1[i] = u2f((uint32_t)fast_rng_u64(&rng));
+        for (size_t i = 0; i < CHUNK; i++) f1[i] = fast_bits_f32((uint32_t)fast_rng_u64(&rng));
         cross_f32(k, p, f1, CHUNK, o1, o2, &bad_h, &bad_b);
         total += CHUNK;
     }
@@ -584,7 +573,7 @@ static void check_level_identical(fasi_isa isa)
             uint16_t in_h[SPAN], out_h[SPAN], want_h[SPAN];
             for (size_t i = 0; i < SPAN; i++) {
                 uint64_t r = fast_rng_u64(&rng);
-                in_f[i] = u2f((uint32_t)r);
+                in_f[i] = fast_bits_f32((uint32_t)r);
                 in_h[i] = (uint16_t)(r >> 32);
             }
             for (int op = 0; op < 4; op++) {
@@ -678,7 +667,7 @@ static void check_level_strided(const fasi_kernels *k, uint64_t seed)
         assert_true(sh && dh && canary_h && sf && df && canary_f);
         for (size_t i = 0; i < sn; i++) {
             uint64_t r = fast_rng_u64(&rng);
-            sf[i] = u2f((uint32_t)r);
+            sf[i] = fast_bits_f32((uint32_t)r);
             sh[i] = (uint16_t)(r >> 32);
         }
         fast_canary_fill(canary_h, dn * sizeof *canary_h);
@@ -701,10 +690,10 @@ static void check_level_strided(const fasi_kernels *k, uint64_t seed)
                 const size_t si = soff + r * lds + c;
                 uint32_t got, want;
                 if (op < 2) {
-                    got = f2u(df[i]);
-                    want = !inside   ? f2u(canary_f[i])
-                           : op == 0 ? f2u(fasi_f16_to_f32(sh[si]))
-                                     : f2u(fasi_bf16_to_f32(sh[si]));
+                    got = fast_f32_bits(df[i]);
+                    want = !inside   ? fast_f32_bits(canary_f[i])
+                           : op == 0 ? fast_f32_bits(fasi_f16_to_f32(sh[si]))
+                                     : fast_f32_bits(fasi_bf16_to_f32(sh[si]));
                 } else {
                     got = dh[i];
                     want = !inside   ? canary_h[i]
@@ -769,13 +758,15 @@ static void test_public_wrappers(void **state)
     (void)state;
     long bad = 0;
     for (uint32_t b = 0; b < 65536; b++) {
-        bad += f2u(fas_half_to_float((uint16_t)b)) != f2u(fasi_f16_to_f32((uint16_t)b));
-        bad += f2u(fas_bf16_to_float((uint16_t)b)) != f2u(fasi_bf16_to_f32((uint16_t)b));
+        bad += fast_f32_bits(fas_half_to_float((uint16_t)b)) !=
+               fast_f32_bits(fasi_f16_to_f32((uint16_t)b));
+        bad += fast_f32_bits(fas_bf16_to_float((uint16_t)b)) !=
+               fast_f32_bits(fasi_bf16_to_f32((uint16_t)b));
     }
     fast_rng rng;
     fast_rng_seed(&rng, fast_test_seed("public_wrappers", 0x9ab1u));
     for (long i = 0; i < (1L << 20); i++) {
-        float x = u2f((uint32_t)fast_rng_u64(&rng));
+        float x = fast_bits_f32((uint32_t)fast_rng_u64(&rng));
         bad += fas_float_to_half(x) != fasi_f32_to_f16(x);
         bad += fas_float_to_bf16(x) != fasi_f32_to_bf16(x);
     }

@@ -49,13 +49,6 @@ static uint32_t from_f32(fas_dtype dt, float x)
     }
 }
 
-static uint32_t f32_bits(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    return u;
-}
-
 /* ---- test tensors -----------------------------------------------------------------------------
  */
 
@@ -198,14 +191,14 @@ static void one_load(fast_rng *r, const fasi_kernels *k, fas_dtype dt, bool nz, 
 
     for (int64_t i = 0; i < nr; i++)
         for (int64_t j = 0; j < ldd; j++) {
-            uint32_t got = f32_bits(dst[i * ldd + j]);
+            uint32_t got = fast_f32_bits(dst[i * ldd + j]);
             uint32_t want;
             if (j < nc) {
                 int64_t sr = trans ? c0 + j : r0 + i, sc = trans ? r0 + i : c0 + j;
-                want = f32_bits(to_f32(
+                want = fast_f32_bits(to_f32(
                     dt, fast_get_bits(x.t.data, dt, fast_storage_index(&x.g, nz, b, sr, sc))));
             } else {
-                want = f32_bits(ref[i * ldd + j]);
+                want = fast_f32_bits(ref[i * ldd + j]);
             }
             if (got != want) {
                 printf("  load dtype %d %s trans %d [%lld,%lld,%lld] b %lld rect r0 %lld nr %lld "
@@ -571,9 +564,9 @@ static void test_heads(void **state)
             for (int64_t j = 0; j < nc; j++) {
                 int64_t mat, sr, sc;
                 head_locate(merged, trans, N, rows, cols, b, n, r0 + i, c0 + j, &mat, &sr, &sc);
-                uint32_t want = f32_bits(to_f32(
+                uint32_t want = fast_f32_bits(to_f32(
                     dt, fast_get_bits(x.t.data, dt, fast_storage_index(&x.g, nz, mat, sr, sc))));
-                if (f32_bits(buf[i * ld + j]) != want) {
+                if (fast_f32_bits(buf[i * ld + j]) != want) {
                     printf("  heads load %s merged %d trans %d B %lld N %lld rows %lld cols %lld "
                            "head (%lld,%lld) rect %lld+%lld x %lld+%lld: [%lld][%lld]\n",
                            nz ? "NZ" : "ND", (int)merged, (int)trans, (long long)B, (long long)N,
@@ -675,11 +668,15 @@ static void test_convert_tables(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mat_init),       cmocka_unit_test(test_load_f32),
-        cmocka_unit_test(test_store_f32),      cmocka_unit_test(test_store_f32_u8_saturates),
+        cmocka_unit_test(test_mat_init),
+        cmocka_unit_test(test_load_f32),
+        cmocka_unit_test(test_store_f32),
+        cmocka_unit_test(test_store_f32_u8_saturates),
         cmocka_unit_test(test_streaming_stores),
-        cmocka_unit_test(test_u8_rectangles),  cmocka_unit_test(test_zero_padding),
-        cmocka_unit_test(test_get_set),        cmocka_unit_test(test_heads),
+        cmocka_unit_test(test_u8_rectangles),
+        cmocka_unit_test(test_zero_padding),
+        cmocka_unit_test(test_get_set),
+        cmocka_unit_test(test_heads),
         cmocka_unit_test(test_convert_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

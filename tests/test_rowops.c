@@ -25,24 +25,10 @@
 #define MAX_N 300
 #define GUARD 40 /* floats of canary after an output row */
 
-static uint32_t bits_of(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-static float float_of(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
 /* Same bits, or both NaN (payloads are not part of any contract). */
 static bool same_float(float a, float b)
 {
-    return bits_of(a) == bits_of(b) || (isnan(a) && isnan(b));
+    return fast_f32_bits(a) == fast_f32_bits(b) || (isnan(a) && isnan(b));
 }
 
 static const fasi_kernels *level_or_skip(fasi_isa isa)
@@ -113,7 +99,7 @@ static void exp_chunk_check(const fasi_kernels *k, const float *in, size_t cnt, 
         if (isnan(in[i]))
             e = isnan(out[i]) ? 0.0 : INFINITY;
         else if (zero)
-            e = bits_of(out[i]) == 0u ? 0.0 : INFINITY;
+            e = fast_f32_bits(out[i]) == 0u ? 0.0 : INFINITY;
         else
             e = ulp_error(out[i], want);
         if (e > st->worst) {
@@ -145,17 +131,16 @@ static void check_exp_accuracy(fasi_isa isa)
      * patterns of the points where the result changes regime: the flush bound -87, the first
      * k = -126 (-86.98), the clamp 88, the ends of the reduced interval (+-ln2/2, +-3 ln2/2), 0,
      * 1, -1 and the old subnormal boundary -126 ln 2 (now flushed). */
-    const float centres[] = {-87.0f,      -86.98f,     88.0f,       0.34657359f, -0.34657359f,
-                             1.03972077f, -1.03972077f, 1.0f,       -1.0f,       0x1p-126f,
-                             -0x1p-126f,  -87.3365448f};
+    const float centres[] = {-87.0f,       -86.98f, 88.0f, 0.34657359f, -0.34657359f, 1.03972077f,
+                             -1.03972077f, 1.0f,    -1.0f, 0x1p-126f,   -0x1p-126f,   -87.3365448f};
     bit_range ranges[4 + sizeof centres / sizeof centres[0]];
     size_t nr = 0;
-    ranges[nr++] = (bit_range){0x00000000u, bits_of(88.0f), 64};
-    ranges[nr++] = (bit_range){0x80000000u, bits_of(-87.0f), 64};
-    ranges[nr++] = (bit_range){bits_of(-87.0f), bits_of(-200.0f), 1024};
-    ranges[nr++] = (bit_range){bits_of(88.0f), bits_of(1e30f), 1024};
+    ranges[nr++] = (bit_range){0x00000000u, fast_f32_bits(88.0f), 64};
+    ranges[nr++] = (bit_range){0x80000000u, fast_f32_bits(-87.0f), 64};
+    ranges[nr++] = (bit_range){fast_f32_bits(-87.0f), fast_f32_bits(-200.0f), 1024};
+    ranges[nr++] = (bit_range){fast_f32_bits(88.0f), fast_f32_bits(1e30f), 1024};
     for (size_t c = 0; c < sizeof centres / sizeof centres[0]; c++) {
-        uint32_t b = bits_of(centres[c]);
+        uint32_t b = fast_f32_bits(centres[c]);
         ranges[nr++] = (bit_range){b - 4096u, b + 4096u, 1};
     }
 
@@ -168,7 +153,7 @@ static void check_exp_accuracy(fasi_isa isa)
     for (size_t r = 0; r < nr; r++) {
         size_t cnt = 0;
         for (uint64_t b = ranges[r].first; b <= ranges[r].last; b += ranges[r].step) {
-            in[cnt++] = float_of((uint32_t)b);
+            in[cnt++] = fast_bits_f32((uint32_t)b);
             if (cnt == EXP_CHUNK) {
                 exp_chunk_check(k, in, cnt, out, pout, &st);
                 cnt = 0;
@@ -198,7 +183,7 @@ static void check_exp_specials(fasi_isa isa)
         {-INFINITY, 0.0f, true},
         {NAN, NAN, true},
         {-NAN, NAN, true},
-        {float_of(0x7f800001u), NAN, true}, /* signalling NaN */
+        {fast_bits_f32(0x7f800001u), NAN, true}, /* signalling NaN */
         {0.0f, 1.0f, true},
         {-0.0f, 1.0f, true},
         {FLT_TRUE_MIN, 1.0f, true},
@@ -207,9 +192,9 @@ static void check_exp_specials(fasi_isa isa)
         {-1e30f, 0.0f, true},
         {-104.0f, 0.0f, true},
         {-87.5f, 0.0f, true},
-        {float_of(0xc2ae0001u), 0.0f, true}, /* the float just below -87: flushed */
-        {-87.0f, 0.0f, false},               /* exp(-87) = 1.65e-38, normal */
-        {-86.99f, 0.0f, false},              /* k = -126 */
+        {fast_bits_f32(0xc2ae0001u), 0.0f, true}, /* the float just below -87: flushed */
+        {-87.0f, 0.0f, false},                    /* exp(-87) = 1.65e-38, normal */
+        {-86.99f, 0.0f, false},                   /* k = -126 */
         {1.0f, 0.0f, false},
         {-1.0f, 0.0f, false},
         {10.0f, 0.0f, false},
@@ -232,7 +217,7 @@ static void check_exp_specials(fasi_isa isa)
             if (isnan(sp[s].want)) {
                 ok = isnan(got);
             } else if (sp[s].exact) {
-                ok = bits_of(got) == bits_of(sp[s].want);
+                ok = fast_f32_bits(got) == fast_f32_bits(sp[s].want);
             } else {
                 bool zero;
                 ok = ulp_error(got, exp_target(sp[s].x, &zero)) <= 2.0 && !zero;
@@ -316,7 +301,7 @@ static void check_exp_shift_sum_row(const fasi_kernels *k, fast_rng *r, size_t n
         if (e > 2.0)
             printf("%s n=%zu j=%zu exp(%a) = %a: %.3f ulp\n", k->name, n, j, arg, g.row[j], e);
         assert_true(e <= 2.0);
-        if (x[j] == -INFINITY) assert_true(bits_of(g.row[j]) == 0u);
+        if (x[j] == -INFINITY) assert_true(fast_f32_bits(g.row[j]) == 0u);
         assert_true(same_float(g.row[j], pg.row[j]));
     }
     double tol = (sum_depth(n) + 5.0) * UNIT_ROUNDOFF * ref_sum + (double)n * 0x1p-149;
@@ -451,7 +436,7 @@ static void check_row_semantics(fasi_isa isa)
     assert_true(k->row_max(x, 0) == -INFINITY);
     for (size_t n = 1; n <= N; n++) {
         for (size_t j = 0; j < n; j++) x[j] = -INFINITY;
-        assert_true(bits_of(k->row_max(x, n)) == bits_of(-INFINITY));
+        assert_true(fast_f32_bits(k->row_max(x, n)) == fast_f32_bits(-INFINITY));
         for (size_t p = 0; p < n; p++) {
             for (size_t j = 0; j < n; j++) x[j] = (float)j * 0.25f - 3.0f;
             float top = (float)(n - 1) * 0.25f - 3.0f;
@@ -485,10 +470,10 @@ static void check_row_semantics(fasi_isa isa)
             }
             float s = k->exp_shift_sum(y, n, 2.5f), sz = k->exp_shift_sum(z, n, 2.5f);
             for (size_t j = 0; j < n; j++) {
-                assert_true(bits_of(y[j]) == bits_of(z[j]));
-                if (j == p) assert_true(bits_of(y[j]) == 0u);
+                assert_true(fast_f32_bits(y[j]) == fast_f32_bits(z[j]));
+                if (j == p) assert_true(fast_f32_bits(y[j]) == 0u);
             }
-            assert_true(bits_of(s) == bits_of(sz));
+            assert_true(fast_f32_bits(s) == fast_f32_bits(sz));
         }
     }
 }

@@ -10,10 +10,26 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
 #include "fused_attention.h"
+
+/* ---- a float's bit pattern and back */
+static inline uint32_t fast_f32_bits(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+static inline float fast_bits_f32(uint32_t u)
+{
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
 
 /* ---- deterministic random numbers (splitmix64); tests print the seed they start from */
 typedef struct fast_rng {
