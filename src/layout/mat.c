@@ -325,8 +325,7 @@ void fasi_mat_store_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, int
             if (stream && cb - ca == 16) {
                 /* whole fractal rows are contiguous: convert them in L1, stream them out */
                 store_block_f32(k, dt, in, (size_t)lds, stage, 16, (size_t)(rb - ra), 16);
-                for (int64_t r = 0; r < rb - ra; r++)
-                    put16(slab + (size_t)r * 16 * es, stage + (size_t)r * 16 * es, es, true);
+                stream_copy(slab, stage, (size_t)(rb - ra) * 16 * es);
                 continue;
             }
             /* padding columns of the fractal are left alone: only cb - ca columns are written */
