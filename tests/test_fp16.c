@@ -16,7 +16,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "kernels/isa.h"
+#include "api/dispatch.h"
+#include "common/isa.h"
 #include "layout/layout.h"
 
 /* ---- bit access */

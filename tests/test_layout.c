@@ -8,9 +8,10 @@
 
 #include "fas_test.h"
 
-#include "common/problem.h"
-#include "kernels/isa.h"
+#include "api/dispatch.h"
+#include "common/isa.h"
 #include "layout/layout.h"
+#include "problem/problem.h"
 
 /* ---- independent model ------------------------------------------------------------------------
  */

@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "fas_test.h"
-#include "kernels/parallel.h"
+#include "pipeline/parallel.h"
 
 enum { MAX_TASKS = 1000 };
 

@@ -7,7 +7,8 @@
 #include <string.h>
 
 #include "fas_test.h"
-#include "kernels/isa.h"
+#include "api/dispatch.h"
+#include "common/isa.h"
 #include "rng/philox.h"
 
 #define TWO32 4294967296ull

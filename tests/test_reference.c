@@ -7,8 +7,9 @@
 
 #include "fas_test.h"
 
-#include "common/problem.h"
+#include "api/dispatch.h"
 #include "layout/layout.h"
+#include "problem/problem.h"
 #include "reference/reference.h"
 #include "rng/philox.h"
 

@@ -14,7 +14,8 @@
 #include <unistd.h>
 
 #include "fas_test.h"
-#include "kernels/isa.h"
+#include "api/dispatch.h"
+#include "common/isa.h"
 
 #if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
 #define MAP_ANONYMOUS MAP_ANON

@@ -9,9 +9,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/dispatch.h"
 #include "api/validate.h"
-#include "common/problem.h"
-#include "kernels/parallel.h"
+#include "pipeline/parallel.h"
+#include "problem/problem.h"
 #include "rng/philox.h"
 
 void fas_manual_seed(uint64_t seed) { fasi_generator_seed(seed); }

@@ -1,4 +1,5 @@
 /* Descriptor validation, storage sizes, fas_format_cast and the scalar conversions. */
+#include "api/dispatch.h"
 #include "api/validate.h"
 
 #include <string.h>

@@ -10,7 +10,7 @@
 #include <math.h>
 
 #include "kernels/exp_poly.h"
-#include "kernels/isa.h"
+#include "kernels/rowops.h"
 
 /* Lanes i < m set, for 0 <= m <= 8. */
 static inline __m256i tail_mask(size_t m)

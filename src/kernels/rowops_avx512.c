@@ -9,7 +9,7 @@
 #include <math.h>
 
 #include "kernels/exp_poly.h"
-#include "kernels/isa.h"
+#include "kernels/rowops.h"
 
 /* Lanes i < m set, for 0 <= m <= 16. */
 static inline __mmask16 tail_mask(size_t m) { return (__mmask16)((1u << m) - 1u); }

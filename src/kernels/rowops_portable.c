@@ -8,7 +8,7 @@
 #include <math.h>
 
 #include "kernels/exp_poly.h"
-#include "kernels/isa.h"
+#include "kernels/rowops.h"
 
 static float row_max(const float *x, size_t n)
 {

@@ -15,7 +15,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "kernels/isa.h"
+#include "layout/layout.h"
 #include "layout/rows2d.h"
 
 

@@ -15,7 +15,7 @@
  * type. */
 #include <immintrin.h>
 
-#include "kernels/isa.h"
+#include "layout/layout.h"
 #include "layout/rows2d.h"
 
 static inline __mmask16 tail_mask(size_t m) { return (__mmask16)((1u << m) - 1u); }

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "common/problem.h"
+#include "problem/problem.h"
 #include "common/status.h"
 #include "reference/reference.h"
 #include "rng/philox.h"

@@ -17,6 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/isa.h"
+
 /* Philox4x32 round multipliers and key (Weyl) increments. */
 #define FASI_PHILOX_M0 0xD2511F53u
 #define FASI_PHILOX_M1 0xCD9E8D57u
@@ -36,5 +38,11 @@ bool fasi_dropout_keep(uint64_t seed, uint64_t offset, uint64_t row, uint64_t j,
  * atomically. */
 void fasi_generator_draw(uint64_t advance, uint64_t *seed, uint64_t *offset);
 void fasi_generator_seed(uint64_t seed);
+
+/* Kernel-table registration of dropout_bits, one per level (AVX2 and AVX-512 only where the
+ * x86-64 SIMD files are compiled). */
+void fasi_register_philox_portable(fasi_kernels *k);
+void fasi_register_philox_avx2(fasi_kernels *k);
+void fasi_register_philox_avx512(fasi_kernels *k);
 
 #endif

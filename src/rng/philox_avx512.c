@@ -7,7 +7,6 @@
  * offset + group, and the same unsigned comparison against the threshold. */
 #include <immintrin.h>
 
-#include "kernels/isa.h"
 #include "rng/philox.h"
 #include "rng/philox_walk.h"
 

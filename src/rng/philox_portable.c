@@ -2,7 +2,6 @@
 #include <math.h>
 #include <stdatomic.h>
 
-#include "kernels/isa.h"
 #include "rng/philox.h"
 
 void fasi_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4])

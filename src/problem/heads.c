@@ -1,5 +1,5 @@
 /* Per-head addressing of 4-D [B, N, rows, cols] and merged 2-D [B*rows, N*cols] tensors. */
-#include "common/problem.h"
+#include "problem/problem.h"
 
 /* Matrix index and stored origin of head (b, n)'s logical element (r0, c0). */
 static void locate(const fasi_heads *h, int64_t b, int64_t n, int64_t r0, int64_t c0,

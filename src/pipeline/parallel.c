@@ -1,4 +1,4 @@
-#include "kernels/parallel.h"
+#include "pipeline/parallel.h"
 
 #if FAS_HAVE_OPENMP
 #include <omp.h>

@@ -1,7 +1,10 @@
 /* Runtime CPU detection and the per-level kernel tables. */
 #include <stdatomic.h>
 
-#include "kernels/isa.h"
+#include "api/dispatch.h"
+#include "kernels/rowops.h"
+#include "layout/layout.h"
+#include "rng/philox.h"
 
 #if FAS_HAVE_X86_SIMD
 #include <cpuid.h>

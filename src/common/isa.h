@@ -1,9 +1,12 @@
-/* SIMD levels, runtime CPU detection and the per-level kernel table.
+/* SIMD levels and the type of the per-level kernel table (the ground floor: every floor above
+ * receives a table and calls through it; only api/dispatch.c fills tables and picks a level).
  *
  * Every ISA-specific function lives in a file named *_avx2.c or *_avx512.c, compiled with
  * per-file flags (see CMakeLists.txt); nothing else in the library is compiled with SIMD flags.
- * A level's table starts as a copy of the level below it and each ISA file overrides the entries
- * it implements, so a missing specialisation silently falls back to a correct one. */
+ * Each such file exports one registration function (declared by its own floor's header:
+ * layout/layout.h, rng/philox.h, kernels/rowops.h) that fills the entries it implements. A
+ * level's table starts as a copy of the level below it, so a missing specialisation falls back
+ * to a correct one. */
 #ifndef FASI_ISA_H
 #define FASI_ISA_H
 
@@ -61,23 +64,5 @@ typedef struct fasi_kernels {
     void (*dropout_bits)(uint64_t seed, uint64_t offset, uint64_t row, uint64_t j0, size_t n,
                          uint64_t threshold, uint8_t *keep);
 } fasi_kernels;
-
-/* Best level this CPU and build support (cached; thread-safe). */
-fasi_isa fasi_cpu_best_isa(void);
-
-/* Table for a level; NULL if this build or CPU cannot run it. */
-const fasi_kernels *fasi_kernels_for(fasi_isa isa);
-
-/* Per-file registration: each fills the entries its file implements. Declared for every build;
- * defined only where the file is compiled (x86-64 with a compiler that knows the flags). */
-void fasi_register_fp16_portable(fasi_kernels *k);
-void fasi_register_fp16_avx2(fasi_kernels *k);
-void fasi_register_fp16_avx512(fasi_kernels *k);
-void fasi_register_rowops_portable(fasi_kernels *k);
-void fasi_register_rowops_avx2(fasi_kernels *k);
-void fasi_register_rowops_avx512(fasi_kernels *k);
-void fasi_register_philox_portable(fasi_kernels *k);
-void fasi_register_philox_avx2(fasi_kernels *k);
-void fasi_register_philox_avx512(fasi_kernels *k);
 
 #endif

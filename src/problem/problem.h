@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "kernels/isa.h"
+#include "common/isa.h"
 #include "layout/layout.h"
 
 /* A per-head matrix [rows x cols] for head (b, n), stored either as a 4-D tensor

@@ -10,9 +10,9 @@
  * identical for any thread count. */
 #include "blas/blas.h"
 #include "common/memory.h"
-#include "common/problem.h"
+#include "problem/problem.h"
 #include "common/status.h"
-#include "kernels/parallel.h"
+#include "pipeline/parallel.h"
 
 enum { ROWS = 128 /* query rows per block */ };
 
