@@ -461,18 +461,18 @@ static void run_forward_case(const fwd_case *fc, uint64_t seed)
 
     fasi_fwd_problem p;
     memset(&p, 0, sizeof p);
-    p.b = B, p.n = N, p.sq = SQ, p.sk = SK, p.d = D, p.dv = DV;
-    p.scale = fc->scale;
-    p.keep_prob = fc->keep_prob;
+    p.core.b = B, p.core.n = N, p.core.sq = SQ, p.core.sk = SK, p.core.d = D, p.core.dv = DV;
+    p.core.scale = fc->scale;
+    p.core.keep_prob = fc->keep_prob;
     p.q = q.h, p.k = k.h, p.v = v.h, p.out = out.h;
     p.transpose_a = fc->transpose_a;
     p.dropout = fc->dropout;
     p.seed = 0x1234567890abcdefull;
     p.offset = 977;
     p.threshold = fasi_dropout_threshold(fc->keep_prob);
-    p.threads = 3; /* ignored by the reference */
-    p.kern = fasi_kernels_for(FASI_ISA_PORTABLE);
-    assert_non_null(p.kern);
+    p.core.threads = 3; /* ignored by the reference */
+    p.core.kern = fasi_kernels_for(FASI_ISA_PORTABLE);
+    assert_non_null(p.core.kern);
 
     fas_tensor mask = {0}, probs = {0}, dmask = {0};
     float *mask_nd = NULL;
@@ -752,8 +752,8 @@ static void run_backward_case(const bwd_case *bc, uint64_t seed)
 
     fasi_bwd_problem p;
     memset(&p, 0, sizeof p);
-    p.b = B, p.n = N, p.sq = SQ, p.sk = SK, p.d = D, p.dv = DV;
-    p.scale = bc->scale, p.keep_prob = bc->keep_prob;
+    p.core.b = B, p.core.n = N, p.core.sq = SQ, p.core.sk = SK, p.core.d = D, p.core.dv = DV;
+    p.core.scale = bc->scale, p.core.keep_prob = bc->keep_prob;
     p.dout = dout.h, p.q = q.h, p.k = k.h, p.v = v.h;
     p.dq = dq.h, p.dk = dk.h, p.dv_out = dv.h;
     fasi_mat_init(&p.probs, &probs);
@@ -773,8 +773,8 @@ static void run_backward_case(const bwd_case *bc, uint64_t seed)
         p.has_dmask = true;
         fasi_mat_init(&p.dmask, &dmask);
     }
-    p.threads = 2;
-    p.kern = fasi_kernels_for(FASI_ISA_PORTABLE);
+    p.core.threads = 2;
+    p.core.kern = fasi_kernels_for(FASI_ISA_PORTABLE);
 
     assert_int_equal(fasi_reference_backward(&p), FAS_OK);
 

@@ -1466,12 +1466,44 @@ static void test_status_strings(void **state)
     }
 }
 
+/* Numbers in error sentences read back exactly and are no longer than they must be: the
+ * shortest of %.15g, %.16g, %.17g (1.1, not 1.1000000000000001). */
+static void test_error_numbers(void **state)
+{
+    (void)state;
+    fas_tensor q = fast_tensor_4d(FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 1, 1, 16, 16);
+    fas_tensor out = fast_tensor_2d(FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 16, 16);
+    const struct {
+        double scale, keep_prob;
+        const char *text;
+    } cases[] = {
+        {1.0, 1.1, "keep_prob: 1.1 is outside (0, 1]"},
+        {1.0, 0.0, "keep_prob: 0 is outside (0, 1]"},
+        {1.0, 1.0000001, "keep_prob: 1.0000001 is outside (0, 1]"},
+        {1.0, 1.0 + 0x1p-52, "keep_prob: 1.0000000000000002 is outside (0, 1]"},
+        {1.0, -0.1, "keep_prob: -0.1 is outside (0, 1]"},
+        {NAN, 0.5, "scale: nan is not a finite number"},
+        {1e300, 0.5, "scale: 1e+300 is beyond the fp32 range the pipeline computes in (|scale| <= "
+                     "3.4028234663852886e+38)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fas_status st = fused_attention_score(&q, &q, &q, NULL, cases[i].scale, cases[i].keep_prob,
+                                              false, false, false, false, false, false, &out);
+        assert_int_equal(st, FAS_ERR_VALUE);
+        if (strcmp(fas_last_error(), cases[i].text) != 0)
+            printf("got \"%s\"\nexpected \"%s\"\n", fas_last_error(), cases[i].text);
+        assert_string_equal(fas_last_error(), cases[i].text);
+    }
+    fast_tensor_free(&q);
+    fast_tensor_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_strings),    cmocka_unit_test(test_tensor_bytes),
         cmocka_unit_test(test_baseline_succeeds), cmocka_unit_test(test_catalogue),
-        cmocka_unit_test(test_forced_avx512),
+        cmocka_unit_test(test_forced_avx512),     cmocka_unit_test(test_error_numbers),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

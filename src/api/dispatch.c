@@ -92,3 +92,9 @@ const fasi_kernels *fasi_kernels_for(fasi_isa isa)
     build_tables();
     return &tables[isa];
 }
+
+const char *fas_simd_level(void)
+{
+    const fasi_kernels *k = fasi_kernels_for(fasi_cpu_best_isa());
+    return k ? k->name : "portable";
+}

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #define FASI_ERROR_CAPACITY 512
 
@@ -14,6 +15,16 @@ fas_status fasi_fail(fas_status status, const char *fmt, ...)
     vsnprintf(fasi_error_text, sizeof fasi_error_text, fmt, ap);
     va_end(ap);
     return status;
+}
+
+fasi_text32 fasi_double_text(double x)
+{
+    fasi_text32 t;
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(t.s, sizeof t.s, "%.*g", digits, x);
+        if (strtod(t.s, NULL) == x) break; /* NaN never compares equal: 17 digits, "nan" */
+    }
+    return t;
 }
 
 void fasi_clear_error(void) { fasi_error_text[0] = '\0'; }

@@ -9,6 +9,7 @@
  * Blocks are visited in a fixed order and tasks are independent, so results are bitwise
  * identical for any thread count. */
 #include "blas/blas.h"
+#include "common/arena.h"
 #include "common/memory.h"
 #include "problem/problem.h"
 #include "common/status.h"
@@ -34,13 +35,13 @@ static void backward_task(void *vctx, int thread, int64_t task)
 {
     bwd_ctx *ctx = vctx;
     const fasi_bwd_problem *p = ctx->p;
-    const fasi_kernels *k = p->kern;
+    const fasi_kernels *k = p->core.kern;
     bwd_scratch *w = &ctx->scratch[thread];
-    const int64_t b = task / p->n, n = task % p->n;
-    const int64_t sq = p->sq, sk = p->sk, d = p->d, dv = p->dv;
+    const int64_t b = task / p->core.n, n = task % p->core.n;
+    const int64_t sq = p->core.sq, sk = p->core.sk, d = p->core.d, dv = p->core.dv;
     /* without a drop mask keep_prob is 1 (the API requires a mask otherwise): G == 1 */
-    const float inv_keep = (float)(1.0 / p->keep_prob);
-    const float s = (float)p->scale;
+    const float inv_keep = (float)(1.0 / p->core.keep_prob);
+    const float s = (float)p->core.scale;
 
     fasi_heads_load_f32(k, &p->dout, b, n, 0, sq, 0, dv, w->dout, dv);
     fasi_heads_load_f32(k, &p->q, b, n, 0, sq, 0, d, w->q, d);
@@ -75,32 +76,34 @@ static void backward_task(void *vctx, int thread, int64_t task)
     fasi_heads_store_f32(k, &p->dv_out, b, n, 0, sk, 0, dv, w->dv, dv);
 }
 
+/* One thread's scratch, taken from arena a (docs/design.md: measure, then carve). */
+static void carve_scratch(const fasi_bwd_problem *p, int64_t rows, fasi_arena *a, bwd_scratch *w)
+{
+    const int64_t sq = p->core.sq, sk = p->core.sk, d = p->core.d, dv = p->core.dv;
+    w->p = fasi_arena_take(a, rows * sk, sizeof(float));
+    w->t = fasi_arena_take(a, rows * sk, sizeof(float));
+    w->keep = fasi_arena_take(a, rows * sk, 1);
+    w->q = fasi_arena_take(a, sq * d, sizeof(float));
+    w->k = fasi_arena_take(a, sk * d, sizeof(float));
+    w->v = fasi_arena_take(a, sk * dv, sizeof(float));
+    w->dout = fasi_arena_take(a, sq * dv, sizeof(float));
+    w->dq = fasi_arena_take(a, sq * d, sizeof(float));
+    w->dk = fasi_arena_take(a, sk * d, sizeof(float));
+    w->dv = fasi_arena_take(a, sk * dv, sizeof(float));
+}
+
 fas_status fasi_pipeline_backward(const fasi_bwd_problem *p)
 {
     fasi_blas_prepare();
-    int64_t ntasks = p->b * p->n;
-    int threads = p->threads;
+    int64_t ntasks = p->core.b * p->core.n;
+    int threads = p->core.threads;
     if (threads > ntasks) threads = (int)ntasks;
-    const int64_t rows = p->sq < ROWS ? p->sq : ROWS;
+    const int64_t rows = p->core.sq < ROWS ? p->core.sq : ROWS;
 
-    size_t sizes[10] = {fasi_bytes3(rows, p->sk, sizeof(float)),
-                        fasi_bytes3(rows, p->sk, sizeof(float)),
-                        fasi_bytes3(rows, p->sk, 1),
-                        fasi_bytes3(p->sq, p->d, sizeof(float)),
-                        fasi_bytes3(p->sk, p->d, sizeof(float)),
-                        fasi_bytes3(p->sk, p->dv, sizeof(float)),
-                        fasi_bytes3(p->sq, p->dv, sizeof(float)),
-                        fasi_bytes3(p->sq, p->d, sizeof(float)),
-                        fasi_bytes3(p->sk, p->d, sizeof(float)),
-                        fasi_bytes3(p->sk, p->dv, sizeof(float))};
-    size_t per = 0;
-    bool overflow = false;
-    for (int i = 0; i < 10; i++) {
-        overflow |= sizes[i] == 0 || per > SIZE_MAX - sizes[i];
-        per += sizes[i];
-    }
-    overflow |= !overflow && (size_t)threads > SIZE_MAX / per;
-    unsigned char *mem = overflow ? NULL : fasi_alloc(per * (size_t)threads);
+    fasi_arena measure = fasi_arena_at(NULL);
+    bwd_scratch layout;
+    carve_scratch(p, rows, &measure, &layout);
+    unsigned char *mem = measure.overflow ? NULL : fasi_arena_alloc(measure.used, threads);
     bwd_scratch *scratch = fasi_alloc(sizeof(bwd_scratch) * (size_t)threads);
     if (!mem || !scratch) {
         fasi_free(mem);
@@ -108,21 +111,11 @@ fas_status fasi_pipeline_backward(const fasi_bwd_problem *p)
         return fasi_fail(FAS_ERR_NO_MEMORY,
                          "backward scratch of %d thread(s) for Sq = %lld, Sk = %lld could not be "
                          "allocated",
-                         threads, (long long)p->sq, (long long)p->sk);
+                         threads, (long long)p->core.sq, (long long)p->core.sk);
     }
     for (int t = 0; t < threads; t++) {
-        unsigned char *m = mem + per * (size_t)t;
-        bwd_scratch *w = &scratch[t];
-        w->p = (float *)m;
-        w->t = (float *)(m += sizes[0]);
-        w->keep = (m += sizes[1]);
-        w->q = (float *)(m += sizes[2]);
-        w->k = (float *)(m += sizes[3]);
-        w->v = (float *)(m += sizes[4]);
-        w->dout = (float *)(m += sizes[5]);
-        w->dq = (float *)(m += sizes[6]);
-        w->dk = (float *)(m += sizes[7]);
-        w->dv = (float *)(m += sizes[8]);
+        fasi_arena a = fasi_arena_at(mem + measure.used * (size_t)t);
+        carve_scratch(p, rows, &a, &scratch[t]);
     }
     bwd_ctx ctx = {p, scratch, rows};
     fasi_parallel_for(threads, ntasks, 1, backward_task, &ctx);

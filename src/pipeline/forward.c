@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "blas/blas.h"
+#include "common/arena.h"
 #include "common/memory.h"
 #include "problem/problem.h"
 #include "common/status.h"
@@ -51,10 +52,10 @@ typedef struct fwd_ctx {
 
 static void load_head_panels(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n)
 {
-    int64_t head = b * p->n + n;
+    int64_t head = b * p->core.n + n;
     if (w->head == head) return;
-    fasi_heads_load_f32(p->kern, &p->k, b, n, 0, p->sk, 0, p->d, w->kp, p->d);
-    fasi_heads_load_f32(p->kern, &p->v, b, n, 0, p->sk, 0, p->dv, w->vp, p->dv);
+    fasi_heads_load_f32(p->core.kern, &p->k, b, n, 0, p->core.sk, 0, p->core.d, w->kp, p->core.d);
+    fasi_heads_load_f32(p->core.kern, &p->v, b, n, 0, p->core.sk, 0, p->core.dv, w->vp, p->core.dv);
     w->head = head;
 }
 
@@ -64,12 +65,12 @@ static void load_head_panels(const fasi_fwd_problem *p, fwd_scratch *w, int64_t 
 static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n,
                        int64_t i0, int64_t nr, int64_t j0, int64_t nt)
 {
-    const float alpha = (float)p->scale;
+    const float alpha = (float)p->core.scale;
     if (alpha == 0.0f) {
         /* BLAS never reads A and B when alpha is 0, which would hide a NaN or inf of Q.K^T;
          * IEEE says 0 * NaN = NaN, so form the product, scale it, then add the mask */
-        const fasi_kernels *k = p->kern;
-        fasi_sgemm(false, true, nr, nt, p->d, 1.0f, w->q, p->d, w->kp + j0 * p->d, p->d, 0.0f,
+        const fasi_kernels *k = p->core.kern;
+        fasi_sgemm(false, true, nr, nt, p->core.d, 1.0f, w->q, p->core.d, w->kp + j0 * p->core.d, p->core.d, 0.0f,
                    w->s, nt);
         k->scale(w->s, (size_t)(nr * nt), 0.0f);
         if (!p->mask.present) return;
@@ -85,15 +86,15 @@ static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int
     if (p->mask.present) {
         int64_t mmat = fasi_mask_matrix(&p->mask, b, n);
         if (p->mask.mask_rows == 1) {
-            fasi_mat_load_f32(p->kern, &p->mask.mat, mmat, false, 0, 1, j0, nt, w->s, nt);
+            fasi_mat_load_f32(p->core.kern, &p->mask.mat, mmat, false, 0, 1, j0, nt, w->s, nt);
             for (int64_t r = 1; r < nr; r++)
                 memcpy(w->s + r * nt, w->s, (size_t)nt * sizeof *w->s);
         } else {
-            fasi_mat_load_f32(p->kern, &p->mask.mat, mmat, false, i0, nr, j0, nt, w->s, nt);
+            fasi_mat_load_f32(p->core.kern, &p->mask.mat, mmat, false, i0, nr, j0, nt, w->s, nt);
         }
         beta = 1.0f;
     }
-    fasi_sgemm(false, true, nr, nt, p->d, alpha, w->q, p->d, w->kp + j0 * p->d, p->d, beta, w->s,
+    fasi_sgemm(false, true, nr, nt, p->core.d, alpha, w->q, p->core.d, w->kp + j0 * p->core.d, p->core.d, beta, w->s,
                nt);
 }
 
@@ -102,7 +103,7 @@ static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int
 static void dropout_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t head, int64_t i0,
                          int64_t nr, int64_t j0, int64_t nt)
 {
-    const fasi_kernels *k = p->kern;
+    const fasi_kernels *k = p->core.kern;
     switch (p->dropout) {
     case FASI_DROPOUT_NONE:
         if (p->has_dmask) {
@@ -112,7 +113,7 @@ static void dropout_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t head
         return;
     case FASI_DROPOUT_GENERATE:
         for (int64_t r = 0; r < nr; r++)
-            k->dropout_bits(p->seed, p->offset, (uint64_t)(head * p->sq + i0 + r), (uint64_t)j0,
+            k->dropout_bits(p->seed, p->offset, (uint64_t)(head * p->core.sq + i0 + r), (uint64_t)j0,
                             (size_t)nt, p->threshold, w->keep + r * nt);
         if (p->has_dmask) fasi_mat_store_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt);
         break;
@@ -120,7 +121,7 @@ static void dropout_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t head
         fasi_mat_load_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt);
         break;
     }
-    float inv_keep = (float)(1.0 / p->keep_prob);
+    float inv_keep = (float)(1.0 / p->core.keep_prob);
     for (int64_t r = 0; r < nr; r++)
         k->dropout_apply(w->s + r * nt, w->keep + r * nt, (size_t)nt, inv_keep);
 }
@@ -129,9 +130,9 @@ static void dropout_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t head
 static void probs_block(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n,
                         int64_t i0, int64_t nr)
 {
-    const fasi_kernels *k = p->kern;
-    const int64_t sk = p->sk, head = b * p->n + n;
-    fasi_heads_load_f32(k, &p->q, b, n, i0, nr, 0, p->d, w->q, p->d);
+    const fasi_kernels *k = p->core.kern;
+    const int64_t sk = p->core.sk, head = b * p->core.n + n;
+    fasi_heads_load_f32(k, &p->q, b, n, i0, nr, 0, p->core.d, w->q, p->core.d);
     score_tile(p, w, b, n, i0, nr, 0, sk);
     for (int64_t r = 0; r < nr; r++) {
         float *row = w->s + r * sk;
@@ -153,16 +154,16 @@ static void streaming_block(const fwd_ctx *ctx, fwd_scratch *w, int64_t b, int64
                             int64_t i0, int64_t nr)
 {
     const fasi_fwd_problem *p = ctx->p;
-    const fasi_kernels *k = p->kern;
-    const int64_t head = b * p->n + n, dv = p->dv;
-    fasi_heads_load_f32(k, &p->q, b, n, i0, nr, 0, p->d, w->q, p->d);
+    const fasi_kernels *k = p->core.kern;
+    const int64_t head = b * p->core.n + n, dv = p->core.dv;
+    fasi_heads_load_f32(k, &p->q, b, n, i0, nr, 0, p->core.d, w->q, p->core.d);
     for (int64_t r = 0; r < nr; r++) {
         w->m[r] = -INFINITY;
         w->l[r] = 0.0f;
     }
     memset(w->c, 0, (size_t)(nr * dv) * sizeof *w->c);
-    for (int64_t j0 = 0; j0 < p->sk; j0 += ctx->tile) {
-        int64_t nt = p->sk - j0 < ctx->tile ? p->sk - j0 : ctx->tile;
+    for (int64_t j0 = 0; j0 < p->core.sk; j0 += ctx->tile) {
+        int64_t nt = p->core.sk - j0 < ctx->tile ? p->core.sk - j0 : ctx->tile;
         score_tile(p, w, b, n, i0, nr, j0, nt);
         for (int64_t r = 0; r < nr; r++) {
             float *row = w->s + r * nt;
@@ -200,68 +201,49 @@ static void forward_task(void *vctx, int thread, int64_t task)
     if (p->transpose_a) {
         /* context[j, :] = sum_i Pd[i, j] * V[i, :], accumulated over row blocks in a fixed
          * order; needs Sq == Sk so that V has Sq rows */
-        int64_t b = task / p->n, n = task % p->n;
+        int64_t b = task / p->core.n, n = task % p->core.n;
         load_head_panels(p, w, b, n);
         for (int64_t blk = 0; blk < ctx->blocks; blk++) {
             int64_t i0 = blk * ctx->rows;
-            int64_t nr = p->sq - i0 < ctx->rows ? p->sq - i0 : ctx->rows;
+            int64_t nr = p->core.sq - i0 < ctx->rows ? p->core.sq - i0 : ctx->rows;
             probs_block(p, w, b, n, i0, nr);
-            fasi_sgemm(true, false, p->sk, p->dv, nr, 1.0f, w->s, p->sk, w->vp + i0 * p->dv,
-                       p->dv, blk == 0 ? 0.0f : 1.0f, w->c, p->dv);
+            fasi_sgemm(true, false, p->core.sk, p->core.dv, nr, 1.0f, w->s, p->core.sk, w->vp + i0 * p->core.dv,
+                       p->core.dv, blk == 0 ? 0.0f : 1.0f, w->c, p->core.dv);
         }
-        fasi_heads_store_f32(p->kern, &p->out, b, n, 0, p->sk, 0, p->dv, w->c, p->dv);
+        fasi_heads_store_f32(p->core.kern, &p->out, b, n, 0, p->core.sk, 0, p->core.dv, w->c, p->core.dv);
         return;
     }
 
     int64_t head = task / ctx->blocks, blk = task % ctx->blocks;
-    int64_t b = head / p->n, n = head % p->n;
+    int64_t b = head / p->core.n, n = head % p->core.n;
     int64_t i0 = blk * ctx->rows;
-    int64_t nr = p->sq - i0 < ctx->rows ? p->sq - i0 : ctx->rows;
+    int64_t nr = p->core.sq - i0 < ctx->rows ? p->core.sq - i0 : ctx->rows;
     load_head_panels(p, w, b, n);
     if (ctx->streaming) {
         streaming_block(ctx, w, b, n, i0, nr);
     } else {
         probs_block(p, w, b, n, i0, nr);
-        fasi_sgemm(false, false, nr, p->dv, p->sk, 1.0f, w->s, p->sk, w->vp, p->dv, 0.0f, w->c,
-                   p->dv);
+        fasi_sgemm(false, false, nr, p->core.dv, p->core.sk, 1.0f, w->s, p->core.sk, w->vp, p->core.dv, 0.0f, w->c,
+                   p->core.dv);
     }
-    fasi_heads_store_f32(p->kern, &p->out, b, n, i0, nr, 0, p->dv, w->c, p->dv);
+    fasi_heads_store_f32(p->core.kern, &p->out, b, n, i0, nr, 0, p->core.dv, w->c, p->core.dv);
 }
 
-/* Lay out one thread's scratch in `mem` (NULL: only measure); returns its size, 0 on
- * overflow. */
-static size_t carve_scratch(const fwd_ctx *ctx, unsigned char *mem, fwd_scratch *w)
+/* One thread's scratch, taken from arena a (docs/design.md: measure, then carve). */
+static void carve_scratch(const fwd_ctx *ctx, fasi_arena *a, fwd_scratch *w)
 {
     const fasi_fwd_problem *p = ctx->p;
-    int64_t c_rows = p->transpose_a ? p->sk : ctx->rows;
-    size_t sizes[9] = {fasi_bytes3(ctx->rows, p->d, sizeof(float)),
-                       fasi_bytes3(ctx->rows, ctx->tile, sizeof(float)),
-                       fasi_bytes3(ctx->rows, ctx->tile, 1),
-                       fasi_bytes3(p->sk, p->d, sizeof(float)),
-                       fasi_bytes3(p->sk, p->dv, sizeof(float)),
-                       fasi_bytes3(c_rows, p->dv, sizeof(float)),
-                       fasi_bytes3(1, ctx->rows, sizeof(float)),
-                       fasi_bytes3(1, ctx->rows, sizeof(float)),
-                       fasi_bytes3(1, ctx->tile, sizeof(float))};
-    size_t total = 0;
-    for (int i = 0; i < 9; i++) {
-        if (sizes[i] == 0 || total > SIZE_MAX - sizes[i]) return 0;
-        total += sizes[i];
-    }
-    if (mem) {
-        unsigned char *m = mem;
-        w->q = (float *)m;
-        w->s = (float *)(m += sizes[0]);
-        w->keep = (m += sizes[1]);
-        w->kp = (float *)(m += sizes[2]);
-        w->vp = (float *)(m += sizes[3]);
-        w->c = (float *)(m += sizes[4]);
-        w->m = (float *)(m += sizes[5]);
-        w->l = (float *)(m += sizes[6]);
-        w->mrow = (float *)(m += sizes[7]);
-        w->head = -1;
-    }
-    return total;
+    const int64_t rows = ctx->rows, tile = ctx->tile, sk = p->core.sk;
+    w->q = fasi_arena_take(a, rows * p->core.d, sizeof(float));
+    w->s = fasi_arena_take(a, rows * tile, sizeof(float));
+    w->keep = fasi_arena_take(a, rows * tile, 1);
+    w->kp = fasi_arena_take(a, sk * p->core.d, sizeof(float));
+    w->vp = fasi_arena_take(a, sk * p->core.dv, sizeof(float));
+    w->c = fasi_arena_take(a, (p->transpose_a ? sk : rows) * p->core.dv, sizeof(float));
+    w->m = fasi_arena_take(a, rows, sizeof(float));
+    w->l = fasi_arena_take(a, rows, sizeof(float));
+    w->mrow = fasi_arena_take(a, tile, sizeof(float));
+    w->head = -1;
 }
 
 fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
@@ -269,28 +251,32 @@ fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
     fasi_blas_prepare();
     fwd_ctx ctx;
     ctx.p = p;
-    ctx.rows = p->sq < ROWS ? p->sq : ROWS;
-    ctx.blocks = (p->sq + ctx.rows - 1) / ctx.rows;
+    ctx.rows = p->core.sq < ROWS ? p->core.sq : ROWS;
+    ctx.blocks = (p->core.sq + ctx.rows - 1) / ctx.rows;
     ctx.streaming = !p->has_probs && !p->transpose_a;
-    ctx.tile = ctx.streaming && p->sk > TILE ? TILE : p->sk;
-    int64_t ntasks = p->transpose_a ? p->b * p->n : p->b * p->n * ctx.blocks;
-    int threads = p->threads;
+    ctx.tile = ctx.streaming && p->core.sk > TILE ? TILE : p->core.sk;
+    int64_t ntasks = p->transpose_a ? p->core.b * p->core.n : p->core.b * p->core.n * ctx.blocks;
+    int threads = p->core.threads;
     if (threads > ntasks) threads = (int)ntasks;
     /* chunks of up to one head: a thread mostly keeps the K, V panels it unpacked */
     int64_t grain = fasi_parallel_grain(ntasks, threads, p->transpose_a ? 1 : ctx.blocks);
 
-    size_t per = carve_scratch(&ctx, NULL, NULL);
-    bool overflow = per == 0 || (size_t)threads > SIZE_MAX / per;
-    unsigned char *mem = overflow ? NULL : fasi_alloc(per * (size_t)threads);
+    fasi_arena measure = fasi_arena_at(NULL);
+    fwd_scratch layout;
+    carve_scratch(&ctx, &measure, &layout);
+    unsigned char *mem = measure.overflow ? NULL : fasi_arena_alloc(measure.used, threads);
     fwd_scratch *scratch = fasi_alloc(sizeof(fwd_scratch) * (size_t)threads);
     if (!mem || !scratch) {
         fasi_free(mem);
         fasi_free(scratch);
         return fasi_fail(FAS_ERR_NO_MEMORY,
                          "scratch of %d thread(s) for Sk = %lld could not be allocated", threads,
-                         (long long)p->sk);
+                         (long long)p->core.sk);
     }
-    for (int t = 0; t < threads; t++) carve_scratch(&ctx, mem + per * (size_t)t, &scratch[t]);
+    for (int t = 0; t < threads; t++) {
+        fasi_arena a = fasi_arena_at(mem + measure.used * (size_t)t);
+        carve_scratch(&ctx, &a, &scratch[t]);
+    }
     ctx.scratch = scratch;
     fasi_parallel_for(threads, ntasks, grain, forward_task, &ctx);
 

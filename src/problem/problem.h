@@ -55,10 +55,18 @@ static inline int64_t fasi_mask_matrix(const fasi_mask *m, int64_t b, int64_t n)
     return (m->mask_b > 1 ? b : 0) * m->mask_n + (m->mask_n > 1 ? n : 0);
 }
 
-typedef struct fasi_fwd_problem {
-    int64_t b, n, sq, sk, d, dv;
+/* What every implementation needs of a call, forward or backward, filled once by the API
+ * layer: the sizes, the scalars, the thread count and the kernel table. */
+typedef struct fasi_core {
+    int64_t b, n, sq, sk, d, dv; /* batch, heads, query/key lengths, head dims of Q/K and V */
     double scale;
     double keep_prob;
+    int threads; /* >= 1 */
+    const fasi_kernels *kern;
+} fasi_core;
+
+typedef struct fasi_fwd_problem {
+    fasi_core core;
     fasi_heads q; /* [sq x d] per head */
     fasi_heads k; /* [sk x d] per head */
     fasi_heads v; /* [sk x dv] per head */
@@ -71,24 +79,18 @@ typedef struct fasi_fwd_problem {
     fasi_mat dmask; /* UINT8 [B*N] x [sq x sk]: written (GENERATE/NONE) or read (INPUT) */
     fasi_dropout_mode dropout;
     uint64_t seed, offset, threshold; /* GENERATE only; see rng/philox.h */
-    int threads;
-    const fasi_kernels *kern;
 } fasi_fwd_problem;
 
 typedef struct fasi_bwd_problem {
-    int64_t b, n, sq, sk, d, dv;
-    double scale;
-    double keep_prob;
+    fasi_core core;
     fasi_heads dout; /* merged [B*sq, N*dv] (trans when dx_transpose) */
     fasi_mat probs;  /* [B*N] x [sq x sk] */
     fasi_heads q, k, v;
     bool has_dmask; /* false only when keep_prob == 1: G == 1 */
     fasi_mat dmask;
-    fasi_heads dq; /* [sq x d] per head, merged or 4-D */
-    fasi_heads dk; /* [sk x d] */
+    fasi_heads dq;     /* [sq x d] per head, merged or 4-D */
+    fasi_heads dk;     /* [sk x d] */
     fasi_heads dv_out; /* [sk x dv] */
-    int threads;
-    const fasi_kernels *kern;
 } fasi_bwd_problem;
 
 /* Implementations. Return FAS_OK or FAS_ERR_NO_MEMORY (with fasi_fail called). */

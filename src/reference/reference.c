@@ -134,7 +134,7 @@ static void scatter_head(const fasi_heads *h, int64_t b, int64_t n, int64_t rows
 
 fas_status fasi_reference_forward(const fasi_fwd_problem *p)
 {
-    const int64_t sq = p->sq, sk = p->sk, d = p->d, dv = p->dv;
+    const int64_t sq = p->core.sq, sk = p->core.sk, d = p->core.d, dv = p->core.dv;
     double *q = alloc_array(sq, d, sizeof(double));
     double *k = alloc_array(sk, d, sizeof(double));
     double *v = alloc_array(sk, dv, sizeof(double));
@@ -151,9 +151,9 @@ fas_status fasi_reference_forward(const fasi_fwd_problem *p)
         goto done;
     }
 
-    for (int64_t b = 0; b < p->b; b++) {
-        for (int64_t n = 0; n < p->n; n++) {
-            const int64_t bn = b * p->n + n;
+    for (int64_t b = 0; b < p->core.b; b++) {
+        for (int64_t n = 0; n < p->core.n; n++) {
+            const int64_t bn = b * p->core.n + n;
             gather_head(&p->q, b, n, sq, d, q);
             gather_head(&p->k, b, n, sk, d, k);
             gather_head(&p->v, b, n, sk, dv, v);
@@ -177,7 +177,7 @@ fas_status fasi_reference_forward(const fasi_fwd_problem *p)
                 }
             }
 
-            fasi_ref_forward_head(sq, sk, d, dv, q, k, v, mask, p->scale, keep, p->keep_prob,
+            fasi_ref_forward_head(sq, sk, d, dv, q, k, v, mask, p->core.scale, keep, p->core.keep_prob,
                                   p->transpose_a, probs, ctx);
 
             scatter_head(&p->out, b, n, sq, dv, ctx);
@@ -207,7 +207,7 @@ done:
 
 fas_status fasi_reference_backward(const fasi_bwd_problem *p)
 {
-    const int64_t sq = p->sq, sk = p->sk, d = p->d, dv = p->dv;
+    const int64_t sq = p->core.sq, sk = p->core.sk, d = p->core.d, dv = p->core.dv;
     double *dout = alloc_array(sq, dv, sizeof(double));
     double *probs = alloc_array(sq, sk, sizeof(double));
     double *q = alloc_array(sq, d, sizeof(double));
@@ -226,9 +226,9 @@ fas_status fasi_reference_backward(const fasi_bwd_problem *p)
         goto done;
     }
 
-    for (int64_t b = 0; b < p->b; b++) {
-        for (int64_t n = 0; n < p->n; n++) {
-            const int64_t bn = b * p->n + n;
+    for (int64_t b = 0; b < p->core.b; b++) {
+        for (int64_t n = 0; n < p->core.n; n++) {
+            const int64_t bn = b * p->core.n + n;
             gather_head(&p->dout, b, n, sq, dv, dout);
             gather_head(&p->q, b, n, sq, d, q);
             gather_head(&p->k, b, n, sk, d, k);
@@ -240,8 +240,8 @@ fas_status fasi_reference_backward(const fasi_bwd_problem *p)
                 }
             }
 
-            fasi_ref_backward_head(sq, sk, d, dv, dout, probs, q, k, v, keep, p->scale,
-                                   p->keep_prob, dq, dk, dvo);
+            fasi_ref_backward_head(sq, sk, d, dv, dout, probs, q, k, v, keep, p->core.scale,
+                                   p->core.keep_prob, dq, dk, dvo);
 
             scatter_head(&p->dq, b, n, sq, d, dq);
             scatter_head(&p->dk, b, n, sk, d, dk);

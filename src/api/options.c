@@ -1,0 +1,54 @@
+/* fas_options: read field by field up to the caller's struct_size, so that a caller compiled
+ * against an older (shorter) fas_options keeps working; the seed of the process-wide generator. */
+#include <stddef.h>
+#include <string.h>
+
+#include "api/dispatch.h"
+#include "api/options.h"
+#include "common/status.h"
+#include "pipeline/parallel.h"
+#include "rng/philox.h"
+
+void fas_manual_seed(uint64_t seed) { fasi_generator_seed(seed); }
+
+#define HAS_FIELD(o, f) ((o)->struct_size >= offsetof(fas_options, f) + sizeof((o)->f))
+
+fas_status fasi_resolve_options(const fas_options *o, fasi_options *r)
+{
+    memset(r, 0, sizeof *r);
+    r->impl = FAS_IMPL_AUTO;
+    int requested = 0;
+    if (o) {
+        if (o->struct_size < offsetof(fas_options, num_threads) + sizeof o->num_threads)
+            return fasi_fail(FAS_ERR_VALUE,
+                             "options: struct_size is %zu; initialise with fas_options_init()",
+                             o->struct_size);
+        requested = o->num_threads;
+        if (requested < 0)
+            return fasi_fail(FAS_ERR_VALUE, "options: num_threads is %d, must be >= 0",
+                             requested);
+        if (HAS_FIELD(o, has_seed)) r->has_seed = o->has_seed;
+        if (HAS_FIELD(o, seed)) r->seed = o->seed;
+        if (HAS_FIELD(o, offset)) r->offset = o->offset;
+        if (HAS_FIELD(o, drop_mask_is_input)) r->drop_mask_is_input = o->drop_mask_is_input;
+        if (HAS_FIELD(o, impl)) r->impl = o->impl;
+    }
+    r->threads = fasi_resolve_threads(requested);
+    fasi_isa isa;
+    switch (r->impl) {
+    case FAS_IMPL_AUTO:
+    case FAS_IMPL_REFERENCE: isa = fasi_cpu_best_isa(); break;
+    case FAS_IMPL_PORTABLE: isa = FASI_ISA_PORTABLE; break;
+    case FAS_IMPL_AVX2: isa = FASI_ISA_AVX2; break;
+    case FAS_IMPL_AVX512: isa = FASI_ISA_AVX512; break;
+    default:
+        return fasi_fail(FAS_ERR_VALUE, "options: impl %d is not a fas_impl value", (int)r->impl);
+    }
+    r->kern = fasi_kernels_for(isa);
+    if (!r->kern)
+        return fasi_fail(FAS_ERR_UNSUPPORTED,
+                         "options: impl %d needs a SIMD level this build or CPU does not have",
+                         (int)r->impl);
+    return FAS_OK;
+}
+
