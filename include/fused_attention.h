@@ -98,7 +98,7 @@ typedef enum fas_status {
 FAS_API const char *fas_status_string(fas_status status);
 
 /* The sentence describing the last failure on the calling thread, e.g.
- * "key_layer: dims[3] is 48 but query_layer has D = 64". Empty string ("") if the last call on
+ * "key_layer: dims[3] is 48 but query_layer's D (dims[3]) is 64". Empty string ("") if the last call on
  * this thread succeeded or none failed yet. The pointer stays valid until the next library call
  * on the same thread. */
 FAS_API const char *fas_last_error(void);
@@ -176,10 +176,15 @@ typedef enum fas_impl {
 FAS_API const char *fas_simd_level(void);
 
 /* Fill with fas_options_init() before setting fields. struct_size lets the library read options
- * built against an older, shorter version of this struct; new fields are only ever appended. */
+ * built against an older, shorter version of this struct; new fields are only ever appended.
+ *
+ * num_threads 0 uses as many threads as OpenMP would for a parallel region started here
+ * (omp_get_max_threads(): OMP_NUM_THREADS if set, else the CPUs of the process's affinity mask,
+ * so `taskset` and OMP_NUM_THREADS=1 both apply); a build without OpenMP always runs on the
+ * calling thread. Results are bitwise identical for every thread count. */
 typedef struct fas_options {
     size_t struct_size;      /* sizeof(fas_options) as the caller compiled it */
-    int num_threads;         /* 0 = all online cores; >= 1 exact count; results never depend on it */
+    int num_threads;         /* 0 = OpenMP's default (see below); >= 1 exact count */
     bool has_seed;           /* true: use seed/offset below instead of the process-wide generator */
     uint64_t seed;           /* Philox key for dropout */
     uint64_t offset;         /* Philox counter offset for dropout */

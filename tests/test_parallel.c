@@ -1,6 +1,8 @@
-/* The task scheduler (kernels/parallel.h): every task runs exactly once, a chunk runs on one
+/* The task scheduler (pipeline/parallel.h): every task runs exactly once, a chunk runs on one
  * thread in increasing task order, thread ids stay below the thread count, several threads do
- * take part, and the grain rule. */
+ * take part, the grain rule, and what num_threads = 0 means: the team OpenMP would use
+ * (OMP_NUM_THREADS, affinity). CTest also runs this executable with OMP_NUM_THREADS=1 and 3 and
+ * FAS_EXPECT_THREADS telling it the team size the operator must then run with. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, sched_yield */
 #include <sched.h>
 #include <stdatomic.h>
@@ -10,6 +12,10 @@
 
 #include "fas_test.h"
 #include "pipeline/parallel.h"
+
+#if FAS_HAVE_OPENMP
+#include <omp.h>
+#endif
 
 enum { MAX_TASKS = 1000 };
 
@@ -109,12 +115,51 @@ static void test_grain(void **state)
             }
 }
 
+/* The team an operator call ran with, counted inside its parallel region (not timed). */
+static int team_of_call(int num_threads)
+{
+    /* 8 heads of 4 row blocks: 32 tasks, enough chunks for any team this test asks for */
+    fas_tensor q = fast_tensor_4d(FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 1, 8, 512, 16);
+    fas_tensor out = fast_tensor_2d(FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 512, 8 * 16);
+    fas_options o;
+    fas_options_init(&o);
+    o.num_threads = num_threads;
+    assert_int_equal(fused_attention_score_ex(&q, &q, &q, NULL, 0.125, 1.0, false, false, false,
+                                              false, false, false, &out, &o),
+                     FAS_OK);
+    fast_tensor_free(&q);
+    fast_tensor_free(&out);
+    return fasi_parallel_last_team();
+}
+
+static void test_default_threads(void **state)
+{
+    (void)state;
+#if FAS_HAVE_OPENMP
+    int expected = omp_get_max_threads();
+    const char *env = getenv("FAS_EXPECT_THREADS");
+    if (env) expected = atoi(env);
+    printf("[ INFO     ] OMP_NUM_THREADS=%s, omp_get_max_threads() = %d, expecting %d\n",
+           getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "(unset)", omp_get_max_threads(),
+           expected);
+    assert_int_equal(team_of_call(0), expected);
+    /* an explicit count wins over the environment */
+    assert_int_equal(team_of_call(1), 1);
+    assert_int_equal(team_of_call(2), 2);
+#else
+    /* a serial build runs every call on the calling thread */
+    assert_int_equal(team_of_call(0), 1);
+    assert_int_equal(team_of_call(2), 1);
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_task_once),
         cmocka_unit_test(test_threads_take_part),
         cmocka_unit_test(test_grain),
+        cmocka_unit_test(test_default_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

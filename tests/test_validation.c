@@ -1498,12 +1498,29 @@ static void test_error_numbers(void **state)
     fast_tensor_free(&out);
 }
 
+/* The sentence the public header quotes as its example is the library's real one. */
+static void test_header_example_error(void **state)
+{
+    (void)state;
+    fas_tensor q = fast_tensor_4d(FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 1, 1, 16, 64);
+    fas_tensor k = fast_tensor_4d(FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 1, 1, 16, 48);
+    fas_tensor out = fast_tensor_2d(FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 16, 64);
+    assert_int_equal(fused_attention_score(&q, &k, &q, NULL, 0.125, 1.0, false, false, false,
+                                           false, false, false, &out),
+                     FAS_ERR_SHAPE);
+    assert_string_equal(fas_last_error(), "key_layer: dims[3] is 48 but query_layer's D (dims[3]) is 64");
+    fast_tensor_free(&q);
+    fast_tensor_free(&k);
+    fast_tensor_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_strings),    cmocka_unit_test(test_tensor_bytes),
         cmocka_unit_test(test_baseline_succeeds), cmocka_unit_test(test_catalogue),
         cmocka_unit_test(test_forced_avx512),     cmocka_unit_test(test_error_numbers),
+        cmocka_unit_test(test_header_example_error),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
