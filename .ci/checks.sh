@@ -3,7 +3,8 @@
 # build in ./build):
 #   a. ASan + UBSan Debug build, whole unit suite (leak detection on)
 #   b. valgrind memcheck of the unit test executables of ./build
-#   c. install, then examples/consumer built against it with find_package and with pkg-config
+#   c. install, then examples/consumer (C) built against it with find_package (shared and static
+#      targets) and with pkg-config, and examples/consumer_cxx (a C++-only project)
 #   d. minimal build (FAS_OPENMP=OFF, FAS_SIMD=OFF: serial, portable C kernels only, as on a
 #      non-x86 or OpenMP-less toolchain): builds with -Werror, links no OpenMP runtime, passes
 #      the unit suite
@@ -157,6 +158,21 @@ step_consumer()
     cmake --build "$dir"
     ldd "$dir/consumer" | grep -F "$prefix/" # the installed library, not another copy
     "$dir/consumer"
+    if ldd "$dir/consumer_static" | grep -F libfused_attention; then
+        echo "consumer_static links the shared library" >&2
+        return 1
+    fi
+    "$dir/consumer_static"
+
+    echo "-- find_package(FusedAttention) from a C++-only project (no C language enabled)"
+    local cxxdir=$WORK/consumer-cxx
+    rm -rf "$cxxdir"
+    cmake -S "$ROOT/examples/consumer_cxx" -B "$cxxdir" -DCMAKE_PREFIX_PATH="$prefix" \
+        -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS="-Wall -Wextra -Wpedantic -Werror"
+    cmake --build "$cxxdir"
+    ldd "$cxxdir/consumer_cxx" | grep -F "$prefix/"
+    "$cxxdir/consumer_cxx"
+    "$cxxdir/consumer_cxx_static"
 
     echo "-- pkg-config fused_attention"
     local pc
@@ -220,7 +236,7 @@ step_fuzz()
 
 run_step a "ASan + UBSan build, unit tests" step_sanitizers
 run_step b "valgrind memcheck of the unit tests ($(basename "$BUILD"))" step_valgrind
-run_step c "install + consumer (find_package, pkg-config)" step_consumer
+run_step c "install + consumers (C, C++; find_package, pkg-config)" step_consumer
 run_step d "minimal build (FAS_OPENMP=OFF, FAS_SIMD=OFF), unit tests" step_minimal
 run_step e "public header under clang (C11, C++11)" step_clang_header
 run_step f "fuzzing (fuzz/run.sh 15)" step_fuzz
