@@ -159,11 +159,8 @@ static fas_status run_fused(case_state *cs, bench_mode mode, double keep_prob)
     bench_operands *o = &cs->ops;
     switch (mode) {
     case BENCH_FWD:
-        /* fused_attention_score has no _ex variant; _fwd_ex without the optional outputs is the
-         * same computation and takes the thread count */
-        return fused_attention_score_fwd_ex(&o->q, &o->k, &o->v, &o->mask, cs->scale, keep_prob,
-                                            false, false, false, false, false, false, &o->out, NULL,
-                                            NULL, &cs->options);
+        return fused_attention_score_ex(&o->q, &o->k, &o->v, &o->mask, cs->scale, keep_prob, false,
+                                        false, false, false, false, false, &o->out, &cs->options);
     case BENCH_FWD_PROBS:
         return fused_attention_score_fwd_ex(&o->q, &o->k, &o->v, &o->mask, cs->scale, keep_prob,
                                             false, false, false, false, false, false, &o->out,
@@ -210,8 +207,9 @@ static int run_mode(case_state *cs, bench_mode mode, bench_result *r)
         st = run_fused(cs, BENCH_FWD_PROBS, keep_prob);
         if (st != FAS_OK) return report_failure(cs, "fused_attention_score_fwd_ex", mode, st);
     }
-    const char *api =
-        mode == BENCH_GRAD ? "fused_attention_score_grad_ex" : "fused_attention_score_fwd_ex";
+    const char *api = mode == BENCH_GRAD        ? "fused_attention_score_grad_ex"
+                      : mode == BENCH_FWD_PROBS ? "fused_attention_score_fwd_ex"
+                                                : "fused_attention_score_ex";
 
     bench_baseline *bl = bench_baseline_create(cfg, s, mode, keep_prob, cs->scale, &cs->ops);
     if (!bl) return report_oom(cs, "baseline buffers");

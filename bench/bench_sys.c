@@ -41,7 +41,7 @@ int bench_online_cores(void)
 int bench_resolve_threads(int requested)
 {
 #if FAS_BENCH_OPENMP
-    if (requested <= 0) requested = omp_get_num_procs();
+    if (requested <= 0) requested = omp_get_max_threads();
     return requested < 1 ? 1 : requested;
 #else
     (void)requested;

@@ -1,4 +1,4 @@
-/* fas_bench: the performance instrument of fused-attention (DESIGN.md §4).
+/* fas_bench: the performance instrument of fused-attention (docs/design.md §4).
  *
  * For each shape and mode it times the fused call (median and min over --repeat runs after
  * --warmup runs) and, in the same process and interleaved with it, two baselines: the bare
@@ -83,7 +83,8 @@ static void usage(FILE *f)
         "  --keep-prob P             dropout keep probability (default 1.0 for fwd, 0.9 for\n"
         "                            fwd_probs and grad)\n"
         "  --format nd|nz            layout of every tensor (default nz = FRACTAL_NZ)\n"
-        "  --threads T               threads, 0 = all cores (default 0)\n"
+        "  --threads T               threads, 0 = OpenMP's default (OMP_NUM_THREADS, else the\n"
+        "                            CPUs of the affinity mask; default 0)\n"
         "  --repeat R                timed runs per measurement (default 5)\n"
         "  --warmup W                untimed runs first (default 1)\n"
         "  --cast                    instead: fas_format_cast ND<->NZ throughput (GB/s)\n"
@@ -208,6 +209,10 @@ static int parse_cli(int argc, char **argv, cli *c)
                 fprintf(stderr, "fas_bench: --keep-prob '%s' is not a number\n", val);
                 return 2;
             }
+            if (!(c->cfg.keep_prob > 0.0 && c->cfg.keep_prob <= 1.0)) {
+                fprintf(stderr, "fas_bench: --keep-prob '%s': expected 0 < P <= 1\n", val);
+                return 2;
+            }
             c->cfg.keep_prob_given = true;
         } else if (strcmp(a, "--format") == 0) {
             if (strcmp(val, "nd") == 0)
@@ -312,7 +317,7 @@ static void print_header(FILE *f, const char *prefix, const cli *c, const env_in
     header_line(f, prefix, "environment", "%s",
                 used ? envs : "OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE, OMP_* not set");
     if (cfg->threads_requested == 0)
-        header_line(f, prefix, "threads", "%d (--threads 0 = all cores)", cfg->threads);
+        header_line(f, prefix, "threads", "%d (--threads 0 = OpenMP's default)", cfg->threads);
     else
         header_line(f, prefix, "threads", "%d", cfg->threads);
     char keep[64];
@@ -334,18 +339,22 @@ static void print_legend(FILE *f)
         "\nmedian, min   wall time of one fused call over the repeats (CLOCK_MONOTONIC)\n"
         "GFLOP/s       2*B*N*Sq*Sk*(D+Dv) (x2 for grad) / median\n"
         "floor         median time of the bare cblas_sgemm calls of the same shapes (whole heads,\n"
-        "              fp32 buffers ready, same threads); x floor = fused median / floor median\n"
+        "              fp32 buffers ready, same threads)\n"
+        "fused/floor   fused median / floor median: the time the fusion adds (1.00 = none)\n"
         "naive         median time of an unfused fp32 pipeline (fp16->fp32, full score matrix,\n"
-        "              one pass per step, permute, fp32->fp16); x fused = naive / fused\n"
+        "              one pass per step, permute, fp32->fp16)\n"
+        "naive/fused   naive median / fused median: how many times faster the fused call is\n"
         "peak MiB      peak resident memory growth of one fused call (VmHWM, own process);\n"
-        "              '>' marks a lower bound (peak could not be reset)\n");
+        "              '>' marks a lower bound (peak could not be reset)\n"
+        "note          'noisy' names each timing whose median exceeds its min by more than 20%%\n"
+        "              (the machine was busy: repeat the case before trusting its ratios)\n");
 }
 
 static void print_table_head(void)
 {
-    printf("\n%-22s %-9s %-3s %5s %10s %10s %8s %10s %7s %10s %7s %9s\n", "shape B,N,Sq,Sk,D",
-           "mode", "fmt", "keep", "median ms", "min ms", "GFLOP/s", "floor ms", "x floor",
-           "naive ms", "x fused", "peak MiB");
+    printf("\n%-22s %-9s %-3s %5s %10s %10s %8s %10s %11s %10s %11s %9s  %s\n",
+           "shape B,N,Sq,Sk,D", "mode", "fmt", "keep", "median ms", "min ms", "GFLOP/s", "floor ms",
+           "fused/floor", "naive ms", "naive/fused", "peak MiB", "note");
 }
 
 static void mem_text(const bench_result *r, char *buf, size_t size)
@@ -362,16 +371,37 @@ static const char *mem_method_name(bench_mem_method m)
     return m == BENCH_MEM_RESET ? "reset" : m == BENCH_MEM_LOWER_BOUND ? "lower_bound" : "none";
 }
 
+/* A timing is noisy when its median exceeds its minimum by more than 20 %. */
+static bool noisy(double median, double min) { return median > 1.2 * min; }
+
+/* "noisy: fused, floor" listing the noisy timings of a row, or "". */
+static void note_text(const bench_result *r, char *buf, size_t size)
+{
+    const struct {
+        const char *name;
+        double median, min;
+    } t[] = {{"fused", r->fused_median, r->fused_min},
+             {"floor", r->floor_median, r->floor_min},
+             {"naive", r->naive_median, r->naive_min}};
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (noisy(t[i].median, t[i].min) && used < size)
+            used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "noisy: ",
+                                     t[i].name);
+}
+
 static void print_table_row(const cli *c, const bench_result *r)
 {
-    char label[96], mem[32];
+    char label[96], mem[32], note[64];
     shape_label(&r->shape, label, sizeof label);
     mem_text(r, mem, sizeof mem);
-    printf("%-22s %-9s %-3s %5.2f %10.2f %10.2f %8.1f %10.2f %7.2f %10.2f %7.2f %9s\n", label,
-           bench_mode_name(r->mode), format_name(c->cfg.format), r->keep_prob,
+    note_text(r, note, sizeof note);
+    printf("%-22s %-9s %-3s %5.2f %10.2f %10.2f %8.1f %10.2f %11.2f %10.2f %11.2f %9s  %s\n",
+           label, bench_mode_name(r->mode), format_name(c->cfg.format), r->keep_prob,
            r->fused_median * 1e3, r->fused_min * 1e3, r->gflop / r->fused_median,
            r->floor_median * 1e3, r->fused_median / r->floor_median, r->naive_median * 1e3,
-           r->naive_median / r->fused_median, mem);
+           r->naive_median / r->fused_median, mem, note);
 }
 
 static const char *csv_columns =
