@@ -66,6 +66,15 @@ int main(void)
     fas_tensor out = {NULL, FAS_DTYPE_FLOAT16, FAS_FORMAT_FRACTAL_NZ, 2, {B * S, N * D}};
     out.data = malloc(fas_tensor_bytes(&out));
     if (!out.data) return 1;
+    printf("fused-attention %s (%s): torch_npu.npu_fused_attention_score example\n",
+           fas_version_string(), fas_simd_level());
+    printf("q, k, v [%lld,%lld,%lld,%lld] and mask [%lld,%lld,%lld,%lld]: fp16 FRACTAL_NZ, uniform "
+           "[0, 1)\n",
+           (long long)B, (long long)N, (long long)S, (long long)D, (long long)B, (long long)N,
+           (long long)S, (long long)S);
+    printf("scale 0.125, keep_prob 0.5 (process-wide generator, default seed), all six flags "
+           "false\n");
+    printf("context: [%lld, %lld] fp16 FRACTAL_NZ\n\n", (long long)(B * S), (long long)(N * D));
 
     double t0 = seconds();
     fas_status st = fused_attention_score(&q, &k, &v, &mask, 0.125, 0.5, false, false, false,

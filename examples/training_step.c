@@ -36,6 +36,11 @@ int main(void)
 
     const double scale = 0.25, keep_prob = 0.9, lr = 300.0;
     fas_manual_seed(2026);
+    printf("fused-attention %s (%s): training q, k, v [B,N,S,D] = [%d,%d,%d,%d] fp16 ND\n",
+           fas_version_string(), fas_simd_level(), B, N, S, D);
+    printf("no mask, scale %g, keep_prob %g (seed 2026), MSE loss against a fixed target, SGD "
+           "with lr %g on fp32 masters, %d steps\n",
+           scale, keep_prob, lr, STEPS);
     for (int step = 0; step <= STEPS; step++) {
         fas_tensor in32[3], in16[3];
         for (int t = 0; t < 3; t++) {
