@@ -1,4 +1,4 @@
-/* The blocked fp32 backward pipeline (SEMANTICS.md §6), one task per head (b, n), walking the
+/* The blocked fp32 backward pipeline (docs/semantics.md §6), one task per head (b, n), walking the
  * head's query rows in blocks of ROWS:
  *   dP = (dO . V^T) .* G                 (sgemm, then the row pass), G = keep / keep_prob
  *   dA = scale * P .* (dP - rowsum(dP .* P))   (same row pass)
@@ -76,7 +76,7 @@ static void backward_task(void *vctx, int thread, int64_t task)
     fasi_heads_store_f32(k, &p->dv_out, b, n, 0, sk, 0, dv, w->dv, dv);
 }
 
-/* One thread's scratch, taken from arena a (docs/design.md: measure, then carve). */
+/* One thread's scratch, taken from arena a (common/arena.h; docs/design.md §8). */
 static void carve_scratch(const fasi_bwd_problem *p, int64_t rows, fasi_arena *a, bwd_scratch *w)
 {
     const int64_t sq = p->core.sq, sk = p->core.sk, d = p->core.d, dv = p->core.dv;

@@ -1,4 +1,4 @@
-/* The blocked fp32 forward pipeline (DESIGN.md §3).
+/* The blocked fp32 forward pipeline (docs/design.md §3).
  *
  * A task is (b, n, block of query rows); with bmm_score_transpose_a a task is a whole head,
  * because context = Pd^T . V sums over all query rows. Threads take chunks of up to one head's
@@ -229,7 +229,7 @@ static void forward_task(void *vctx, int thread, int64_t task)
     fasi_heads_store_f32(p->core.kern, &p->out, b, n, i0, nr, 0, p->core.dv, w->c, p->core.dv);
 }
 
-/* One thread's scratch, taken from arena a (docs/design.md: measure, then carve). */
+/* One thread's scratch, taken from arena a (common/arena.h; docs/design.md §8). */
 static void carve_scratch(const fwd_ctx *ctx, fasi_arena *a, fwd_scratch *w)
 {
     const fasi_fwd_problem *p = ctx->p;

@@ -30,7 +30,7 @@ static void softmax_row(double *x, int64_t n)
     }
     /* A NaN in the row (or +inf, through inf - inf) makes the sum NaN, hence the whole row. */
     if (all_neg_inf) {
-        /* SEMANTICS.md §3: library policy, where torch would give 0/0 = NaN */
+        /* docs/semantics.md §3: library policy, where torch would give 0/0 = NaN */
         for (int64_t j = 0; j < n; j++) x[j] = 0.0;
         return;
     }

@@ -1,4 +1,4 @@
-/* The fp64 oracle: SEMANTICS.md §1, §3, §4 and §6 for one head (b, n), in plain loops over
+/* The fp64 oracle: docs/semantics.md §1, §3, §4 and §6 for one head (b, n), in plain loops over
  * row-major double arrays. Every other path is tested against these functions, so they favour
  * being obviously correct over being fast: no blocking, no SIMD, no BLAS, no allocation.
  *
@@ -7,7 +7,7 @@
  *   v [sk*dv], probs [sq*sk], ctx / dout [sq*dv].
  * - keep is one byte per element of P (sq*sk), nonzero = kept; NULL means every element is
  *   kept. The dropped-out probabilities are Pd[i][j] = P[i][j] * G[i][j] with
- *   G = keep ? 1 / keep_prob : 0, a product as in SEMANTICS §1 (and torch): a dropped NaN stays
+ *   G = keep ? 1 / keep_prob : 0, a product as in docs/semantics.md §1 (and torch): a dropped NaN stays
  *   NaN. The pipeline's dropout_apply row kernel computes the same product; §6's G likewise.
  * - Inputs and outputs must not overlap. */
 #ifndef FASI_REFERENCE_H
