@@ -10,6 +10,7 @@
 #      the unit suite
 #   e. the public header alone under clang (C11 and C++11, warnings as errors)
 #   f. fuzzing for 15 s if fuzz/run.sh exists
+#   g. formatting: every C/C++ source as .clang-format says (clang-format 14, --dry-run --Werror)
 # Every step runs even if an earlier one failed; the summary at the end gives each step's
 # status and time, and the exit status is non-zero if any step failed.
 #
@@ -66,7 +67,7 @@ unit_tests()
 
 # ---- 0. tools -----------------------------------------------------------------------------------
 need=()
-for pkg in valgrind clang libclang-rt-14-dev; do
+for pkg in valgrind clang libclang-rt-14-dev clang-format; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [[ ${#need[@]} -gt 0 ]]; then
@@ -234,12 +235,27 @@ step_fuzz()
     fi
 }
 
+# ---- g. formatting ------------------------------------------------------------------------------
+step_format()
+{
+    local -a files
+    if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        mapfile -t files < <(git -C "$ROOT" ls-files '*.c' '*.h' '*.cpp')
+    else
+        mapfile -t files < <(cd "$ROOT" && find include src tests bench examples fuzz \
+            -name '*.c' -o -name '*.h' -o -name '*.cpp')
+    fi
+    echo "$(clang-format --version): ${#files[@]} files"
+    (cd "$ROOT" && clang-format --dry-run --Werror "${files[@]}")
+}
+
 run_step a "ASan + UBSan build, unit tests" step_sanitizers
 run_step b "valgrind memcheck of the unit tests ($(basename "$BUILD"))" step_valgrind
 run_step c "install + consumers (C, C++; find_package, pkg-config)" step_consumer
 run_step d "minimal build (FAS_OPENMP=OFF, FAS_SIMD=OFF), unit tests" step_minimal
 run_step e "public header under clang (C11, C++11)" step_clang_header
 run_step f "fuzzing (fuzz/run.sh 15)" step_fuzz
+run_step g "formatting (clang-format --dry-run --Werror)" step_format
 
 printf '\n==============================================================================\n'
 printf '== summary (total %d s)\n' "$((SECONDS - T0))"

@@ -102,7 +102,7 @@ static inline uint16_t float_to_half(float f)
     return (uint16_t)(sign | h);
 }
 
-/* Element (beta, m, c) of a stack of M x N matrices in format f (SEMANTICS.md §7). */
+/* Element (beta, m, c) of a stack of M x N matrices in format f (docs/semantics.md §7). */
 static inline size_t elem_offset(fas_format f, int64_t beta, int64_t m, int64_t c, int64_t rows,
                                  int64_t cols)
 {

@@ -17,10 +17,14 @@ int bench_cast_report(int repeat)
     const int64_t dims[3] = {64, 1024, 1024};
     const int64_t elems = dims[0] * dims[1] * dims[2];
     const cast_case cases[] = {
-        {"ND -> NZ  fp16 -> fp16", FAS_DTYPE_FLOAT16, FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, FAS_FORMAT_FRACTAL_NZ},
-        {"NZ -> ND  fp16 -> fp16", FAS_DTYPE_FLOAT16, FAS_DTYPE_FLOAT16, FAS_FORMAT_FRACTAL_NZ, FAS_FORMAT_ND},
-        {"ND -> NZ  fp32 -> fp16", FAS_DTYPE_FLOAT, FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, FAS_FORMAT_FRACTAL_NZ},
-        {"NZ -> ND  fp16 -> fp32", FAS_DTYPE_FLOAT16, FAS_DTYPE_FLOAT, FAS_FORMAT_FRACTAL_NZ, FAS_FORMAT_ND},
+        {"ND -> NZ  fp16 -> fp16", FAS_DTYPE_FLOAT16, FAS_DTYPE_FLOAT16, FAS_FORMAT_ND,
+         FAS_FORMAT_FRACTAL_NZ},
+        {"NZ -> ND  fp16 -> fp16", FAS_DTYPE_FLOAT16, FAS_DTYPE_FLOAT16, FAS_FORMAT_FRACTAL_NZ,
+         FAS_FORMAT_ND},
+        {"ND -> NZ  fp32 -> fp16", FAS_DTYPE_FLOAT, FAS_DTYPE_FLOAT16, FAS_FORMAT_ND,
+         FAS_FORMAT_FRACTAL_NZ},
+        {"NZ -> ND  fp16 -> fp32", FAS_DTYPE_FLOAT16, FAS_DTYPE_FLOAT, FAS_FORMAT_FRACTAL_NZ,
+         FAS_FORMAT_ND},
     };
     printf("fas_format_cast on [%lld, %lld, %lld] (%.0f MiB of fp16), best and median of %d\n",
            (long long)dims[0], (long long)dims[1], (long long)dims[2],
@@ -37,13 +41,14 @@ int bench_cast_report(int repeat)
             return 1;
         }
         memset(src.data, 0x3c, fas_tensor_bytes(&src)); /* fp16 1.0-ish, fp32 small normals */
-        memset(dst.data, 0, fas_tensor_bytes(&dst));     /* fault the pages in before timing */
+        memset(dst.data, 0, fas_tensor_bytes(&dst));    /* fault the pages in before timing */
         for (int r = -1; r < repeat; r++) {
             double t0 = bench_now();
             fas_status st = fas_format_cast(&src, &dst);
             double dt = bench_now() - t0;
             if (st != FAS_OK) {
-                fprintf(stderr, "fas_format_cast: %s: %s\n", fas_status_string(st), fas_last_error());
+                fprintf(stderr, "fas_format_cast: %s: %s\n", fas_status_string(st),
+                        fas_last_error());
                 return 1;
             }
             if (r >= 0) t[r] = dt;

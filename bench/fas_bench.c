@@ -352,9 +352,9 @@ static void print_legend(FILE *f)
 
 static void print_table_head(void)
 {
-    printf("\n%-22s %-9s %-3s %5s %10s %10s %8s %10s %11s %10s %11s %9s  %s\n",
-           "shape B,N,Sq,Sk,D", "mode", "fmt", "keep", "median ms", "min ms", "GFLOP/s", "floor ms",
-           "fused/floor", "naive ms", "naive/fused", "peak MiB", "note");
+    printf("\n%-22s %-9s %-3s %5s %10s %10s %8s %10s %11s %10s %11s %9s  %s\n", "shape B,N,Sq,Sk,D",
+           "mode", "fmt", "keep", "median ms", "min ms", "GFLOP/s", "floor ms", "fused/floor",
+           "naive ms", "naive/fused", "peak MiB", "note");
 }
 
 static void mem_text(const bench_result *r, char *buf, size_t size)
@@ -387,8 +387,8 @@ static void note_text(const bench_result *r, char *buf, size_t size)
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (noisy(t[i].median, t[i].min) && used < size)
-            used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "noisy: ",
-                                     t[i].name);
+            used += (size_t)snprintf(buf + used, size - used, "%s%s",
+                                     used ? ", " : "noisy: ", t[i].name);
 }
 
 static void print_table_row(const cli *c, const bench_result *r)
@@ -397,8 +397,8 @@ static void print_table_row(const cli *c, const bench_result *r)
     shape_label(&r->shape, label, sizeof label);
     mem_text(r, mem, sizeof mem);
     note_text(r, note, sizeof note);
-    printf("%-22s %-9s %-3s %5.2f %10.2f %10.2f %8.1f %10.2f %11.2f %10.2f %11.2f %9s  %s\n",
-           label, bench_mode_name(r->mode), format_name(c->cfg.format), r->keep_prob,
+    printf("%-22s %-9s %-3s %5.2f %10.2f %10.2f %8.1f %10.2f %11.2f %10.2f %11.2f %9s  %s\n", label,
+           bench_mode_name(r->mode), format_name(c->cfg.format), r->keep_prob,
            r->fused_median * 1e3, r->fused_min * 1e3, r->gflop / r->fused_median,
            r->floor_median * 1e3, r->fused_median / r->floor_median, r->naive_median * 1e3,
            r->naive_median / r->fused_median, mem, note);

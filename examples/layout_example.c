@@ -47,8 +47,8 @@ int main(void)
 
     printf("fused-attention %s: FRACTAL_NZ tour\n\n", fas_version_string());
     printf("logical [%d, %d], element (r, c) = 100*r + c, cast to fp16 FRACTAL_NZ:\n", ROWS, COLS);
-    printf("stored as [N1, M1, 16, 16] = [%d, %d, 16, 16]: %zu bytes, %d fractals of 16x16\n\n",
-           N1, M1, nz_bytes, M1 * N1);
+    printf("stored as [N1, M1, 16, 16] = [%d, %d, 16, 16]: %zu bytes, %d fractals of 16x16\n\n", N1,
+           M1, nz_bytes, M1 * N1);
     printf("fractals in storage order (column blocks outermost, each fractal row-major):\n");
     for (int f = 0; f < M1 * N1; f++) {
         int rb = f % M1, cb = f / M1;

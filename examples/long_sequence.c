@@ -51,8 +51,8 @@ int main(int argc, char **argv)
     long before = peak_rss_kib();
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    fas_status st = fused_attention_score(&q, &k, &v, NULL, 0.125, 1.0, false, false, false,
-                                          false, false, false, &out);
+    fas_status st = fused_attention_score(&q, &k, &v, NULL, 0.125, 1.0, false, false, false, false,
+                                          false, false, &out);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     long after = peak_rss_kib();
     if (st != FAS_OK) {

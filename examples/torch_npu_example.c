@@ -28,7 +28,8 @@ static int make_input(fas_tensor *t, const int64_t dims[4])
 {
     int64_t n = dims[0] * dims[1] * dims[2] * dims[3];
     float *tmp = malloc((size_t)n * sizeof *tmp);
-    *t = (fas_tensor){NULL, FAS_DTYPE_FLOAT16, FAS_FORMAT_FRACTAL_NZ, 4, {dims[0], dims[1], dims[2], dims[3]}};
+    *t = (fas_tensor){
+        NULL, FAS_DTYPE_FLOAT16, FAS_FORMAT_FRACTAL_NZ, 4, {dims[0], dims[1], dims[2], dims[3]}};
     t->data = malloc(fas_tensor_bytes(t));
     if (!tmp || !t->data) return 1;
     for (int64_t i = 0; i < n; i++) tmp[i] = uniform01();
@@ -77,8 +78,8 @@ int main(void)
     printf("context: [%lld, %lld] fp16 FRACTAL_NZ\n\n", (long long)(B * S), (long long)(N * D));
 
     double t0 = seconds();
-    fas_status st = fused_attention_score(&q, &k, &v, &mask, 0.125, 0.5, false, false, false,
-                                          false, false, false, &out);
+    fas_status st = fused_attention_score(&q, &k, &v, &mask, 0.125, 0.5, false, false, false, false,
+                                          false, false, &out);
     double t1 = seconds();
     if (st != FAS_OK) {
         fprintf(stderr, "fused_attention_score: %s: %s\n", fas_status_string(st), fas_last_error());

@@ -15,13 +15,13 @@ static float frand(unsigned *state)
     return (float)(*state >> 8) / 16777216.0f * 2.0f - 1.0f;
 }
 
-#define CHECK(call)                                                                            \
-    do {                                                                                       \
-        fas_status st_ = (call);                                                               \
-        if (st_ != FAS_OK) {                                                                   \
-            fprintf(stderr, "%s: %s: %s\n", #call, fas_status_string(st_), fas_last_error());  \
-            return 1;                                                                          \
-        }                                                                                      \
+#define CHECK(call)                                                                                \
+    do {                                                                                           \
+        fas_status st_ = (call);                                                                   \
+        if (st_ != FAS_OK) {                                                                       \
+            fprintf(stderr, "%s: %s: %s\n", #call, fas_status_string(st_), fas_last_error());      \
+            return 1;                                                                              \
+        }                                                                                          \
     } while (0)
 
 int main(void)
@@ -51,8 +51,8 @@ int main(void)
         fas_tensor out = {out16, FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 2, {B * S, N * D}};
         fas_tensor p = {probs, FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 4, {B, N, S, S}};
         fas_tensor m = {keep, FAS_DTYPE_UINT8, FAS_FORMAT_ND, 4, {B, N, S, S}};
-        CHECK(fused_attention_score_fwd(&in16[0], &in16[1], &in16[2], NULL, scale, keep_prob,
-                                        false, false, false, false, false, false, &out, &p, &m));
+        CHECK(fused_attention_score_fwd(&in16[0], &in16[1], &in16[2], NULL, scale, keep_prob, false,
+                                        false, false, false, false, false, &out, &p, &m));
         fas_tensor out32 = {ctx, FAS_DTYPE_FLOAT, FAS_FORMAT_ND, 2, {B * S, N * D}};
         CHECK(fas_format_cast(&out, &out32));
 

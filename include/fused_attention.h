@@ -98,9 +98,9 @@ typedef enum fas_status {
 FAS_API const char *fas_status_string(fas_status status);
 
 /* The sentence describing the last failure on the calling thread, e.g.
- * "key_layer: dims[3] is 48 but query_layer's D (dims[3]) is 64". Empty string ("") if the last call on
- * this thread succeeded or none failed yet. The pointer stays valid until the next library call
- * on the same thread. */
+ * "key_layer: dims[3] is 48 but query_layer's D (dims[3]) is 64". Empty string ("") if the last
+ * call on this thread succeeded or none failed yet. The pointer stays valid until the next library
+ * call on the same thread. */
 FAS_API const char *fas_last_error(void);
 
 /* ---------------------------------------------------------------------------------------------
@@ -249,14 +249,13 @@ FAS_API void fas_manual_seed(uint64_t seed);
  * any output is written, so outputs are then untouched).
  * ------------------------------------------------------------------------------------------- */
 
-FAS_API fas_status fused_attention_score(const fas_tensor *query_layer,
-                                         const fas_tensor *key_layer,
+FAS_API fas_status fused_attention_score(const fas_tensor *query_layer, const fas_tensor *key_layer,
                                          const fas_tensor *value_layer,
                                          const fas_tensor *attention_mask, double scale,
-                                         double keep_prob, bool query_transpose,
-                                         bool key_transpose, bool bmm_score_transpose_a,
-                                         bool bmm_score_transpose_b, bool value_transpose,
-                                         bool dx_transpose, fas_tensor *attention_score);
+                                         double keep_prob, bool query_transpose, bool key_transpose,
+                                         bool bmm_score_transpose_a, bool bmm_score_transpose_b,
+                                         bool value_transpose, bool dx_transpose,
+                                         fas_tensor *attention_score);
 
 /* fused_attention_score with options (NULL = defaults). */
 FAS_API fas_status fused_attention_score_ex(
@@ -291,18 +290,17 @@ FAS_API fas_status fused_attention_score_fwd_ex(
  * torch_npu's _grad layout) or 4-D [B, N, S, D]. query_dx has Sq rows and D columns per head,
  * key_dw Sk and D, value_dw Sk and Dv. Statuses as for the forward. */
 FAS_API fas_status fused_attention_score_grad(
-    const fas_tensor *grad_output, const fas_tensor *softmax_output,
-    const fas_tensor *query_layer, const fas_tensor *key_layer, const fas_tensor *value_layer,
-    const fas_tensor *drop_mask, double scale, double keep_prob, bool query_transpose,
-    bool key_transpose, bool value_transpose, bool dx_transpose, fas_tensor *query_dx,
-    fas_tensor *key_dw, fas_tensor *value_dw);
+    const fas_tensor *grad_output, const fas_tensor *softmax_output, const fas_tensor *query_layer,
+    const fas_tensor *key_layer, const fas_tensor *value_layer, const fas_tensor *drop_mask,
+    double scale, double keep_prob, bool query_transpose, bool key_transpose, bool value_transpose,
+    bool dx_transpose, fas_tensor *query_dx, fas_tensor *key_dw, fas_tensor *value_dw);
 
 FAS_API fas_status fused_attention_score_grad_ex(
-    const fas_tensor *grad_output, const fas_tensor *softmax_output,
-    const fas_tensor *query_layer, const fas_tensor *key_layer, const fas_tensor *value_layer,
-    const fas_tensor *drop_mask, double scale, double keep_prob, bool query_transpose,
-    bool key_transpose, bool value_transpose, bool dx_transpose, fas_tensor *query_dx,
-    fas_tensor *key_dw, fas_tensor *value_dw, const fas_options *options);
+    const fas_tensor *grad_output, const fas_tensor *softmax_output, const fas_tensor *query_layer,
+    const fas_tensor *key_layer, const fas_tensor *value_layer, const fas_tensor *drop_mask,
+    double scale, double keep_prob, bool query_transpose, bool key_transpose, bool value_transpose,
+    bool dx_transpose, fas_tensor *query_dx, fas_tensor *key_dw, fas_tensor *value_dw,
+    const fas_options *options);
 
 /* Fill ndim, dims and dtype of the forward's outputs from the inputs' dims and the flags:
  * attention_score 2-D FLOAT16, softmax_output 4-D FLOAT16, drop_mask 4-D UINT8. data and format

@@ -8,12 +8,12 @@
 int main()
 {
     int failures = 0;
-#define CHECK(cond)                                                                              \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            std::fprintf(stderr, "header_cxx: check failed: %s (line %d)\n", #cond, __LINE__);  \
-            failures++;                                                                          \
-        }                                                                                        \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            std::fprintf(stderr, "header_cxx: check failed: %s (line %d)\n", #cond, __LINE__);     \
+            failures++;                                                                            \
+        }                                                                                          \
     } while (0)
 
     fas_options options;

@@ -1,5 +1,5 @@
 /* Backward operator: _fwd then _grad through the pipeline vs the fp64 reference backward vs a
- * test-side oracle; GV-B1 structure; determinism. Accuracy contract: SEMANTICS.md §2. */
+ * test-side oracle; GV-B1 structure; determinism. Accuracy contract: docs/semantics.md §2. */
 #include <math.h>
 #include <string.h>
 
@@ -60,7 +60,7 @@ static int64_t grad_index(const attn_case *c, int rank, int64_t rows, int64_t co
     return ((b * c->n + n) * rows + r) * cols + col;
 }
 
-/* Test-side oracle of SEMANTICS §6 from logical values. */
+/* Test-side oracle of docs/semantics.md §6 from logical values. */
 static void oracle_backward(const grad_case *g, double *dq, double *dk, double *dv)
 {
     const attn_case *c = &g->c;
@@ -76,8 +76,8 @@ static void oracle_backward(const grad_case *g, double *dq, double *dk, double *
 #define Q(i, t) (double)(c->qt ? q[(h * d + (t)) * sq + (i)] : q[(h * sq + (i)) * d + (t)])
 #define K(j, t) (double)(c->kt ? k[(h * d + (t)) * sk + (j)] : k[(h * sk + (j)) * d + (t)])
 #define V(j, t) (double)(c->tb ? v[(h * e + (t)) * sk + (j)] : v[(h * sk + (j)) * e + (t)])
-#define DO(i, t)                                                                               \
-    (double)(g->dx_t ? dout[(n * e + (t)) * (c->b * sq) + b * sq + (i)]                       \
+#define DO(i, t)                                                                                   \
+    (double)(g->dx_t ? dout[(n * e + (t)) * (c->b * sq) + b * sq + (i)]                            \
                      : dout[(b * sq + (i)) * (nr * e) + n * e + (t)])
 #define P(i, j) (double)p[(h * sq + (i)) * sk + (j)]
 #define G(i, j) (keep[(h * sq + (i)) * sk + (j)] / c->keep_prob)
@@ -141,11 +141,13 @@ static void grad_case_setup(grad_case *g, fast_rng *r, double dout_lo, double do
     g->probs = fast_tensor_4d(FAS_DTYPE_FLOAT16, random_format(r), c->b, c->n, c->sq, c->sk);
     g->dmask = fast_tensor_4d(FAS_DTYPE_UINT8, random_format(r), c->b, c->n, c->sq, c->sk);
     fas_tensor out = fast_tensor_2d(FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, c->b * c->sq, c->n * c->dv);
-    assert_int_equal(attn_run_forward(c, FAS_IMPL_AUTO, 0, fast_rng_u64(r), 0, &out, &g->probs,
-                                      &g->dmask), FAS_OK);
+    assert_int_equal(
+        attn_run_forward(c, FAS_IMPL_AUTO, 0, fast_rng_u64(r), 0, &out, &g->probs, &g->dmask),
+        FAS_OK);
     fast_tensor_free(&out);
-    g->dout = g->dx_t ? fast_tensor_2d(FAS_DTYPE_FLOAT16, random_format(r), c->n * c->dv, c->b * c->sq)
-                      : fast_tensor_2d(FAS_DTYPE_FLOAT16, random_format(r), c->b * c->sq, c->n * c->dv);
+    g->dout = g->dx_t
+                  ? fast_tensor_2d(FAS_DTYPE_FLOAT16, random_format(r), c->n * c->dv, c->b * c->sq)
+                  : fast_tensor_2d(FAS_DTYPE_FLOAT16, random_format(r), c->b * c->sq, c->n * c->dv);
     fast_fill_uniform(&g->dout, r, dout_lo, dout_hi);
 }
 
@@ -207,7 +209,8 @@ static void check_case(grad_case *g, fast_rng *r, int index)
         snprintf(what, sizeof what, "%s reference vs oracle", names[i]);
         failures += fast_check_close(what, refv, orc[i], counts[i], 1e-5, 1e-6).failures;
         snprintf(what, sizeof what, "%s pipeline vs reference", names[i]);
-        fast_close_stats cs = fast_check_close(what, got, refd, counts[i], FAST_RTOL, FAST_ATOL_FRAC);
+        fast_close_stats cs =
+            fast_check_close(what, got, refd, counts[i], FAST_RTOL, FAST_ATOL_FRAC);
         failures += cs.failures;
         if (getenv("FAS_TEST_VERBOSE"))
             printf("  case %d %s: max abs %.3g, max rel %.3g, worst/tolerance %.3f\n", index,
@@ -293,7 +296,8 @@ static void test_gv_b1_scaled(void **state)
     free(mv);
     g.probs = fast_tensor_4d(FAS_DTYPE_FLOAT16, FAS_FORMAT_FRACTAL_NZ, c->b, c->n, s, s);
     g.dmask = fast_tensor_4d(FAS_DTYPE_UINT8, FAS_FORMAT_FRACTAL_NZ, c->b, c->n, s, s);
-    fas_tensor out = fast_tensor_2d(FAS_DTYPE_FLOAT16, FAS_FORMAT_FRACTAL_NZ, c->b * s, c->n * c->dv);
+    fas_tensor out =
+        fast_tensor_2d(FAS_DTYPE_FLOAT16, FAS_FORMAT_FRACTAL_NZ, c->b * s, c->n * c->dv);
     assert_int_equal(attn_run_forward(c, FAS_IMPL_AUTO, 0, 1, 0, &out, &g.probs, &g.dmask), FAS_OK);
     fast_tensor_free(&out);
     g.dout = fast_tensor_2d(FAS_DTYPE_FLOAT16, FAS_FORMAT_FRACTAL_NZ, c->b * s, c->n * c->dv);
@@ -312,9 +316,11 @@ static void test_gv_b1_scaled(void **state)
     for (int64_t row = 0; row < c->b * s; row++) {
         int64_t j = row % s;
         for (int64_t col = 0; col < cols_k; col++)
-            if (j >= 6 && dk[row * cols_k + col] != 0.0f) fail_msg("dK[%lld,%lld] != 0", (long long)row, (long long)col);
+            if (j >= 6 && dk[row * cols_k + col] != 0.0f)
+                fail_msg("dK[%lld,%lld] != 0", (long long)row, (long long)col);
         for (int64_t col = 0; col < cols_v; col++) {
-            if (j >= 6 && dvv[row * cols_v + col] != 0.0f) fail_msg("dV[%lld,%lld] != 0", (long long)row, (long long)col);
+            if (j >= 6 && dvv[row * cols_v + col] != 0.0f)
+                fail_msg("dV[%lld,%lld] != 0", (long long)row, (long long)col);
             int64_t head_first = (col / c->dv) * c->dv;
             assert_true(dvv[row * cols_v + col] == dvv[row * cols_v + head_first]);
         }

@@ -1,4 +1,4 @@
-/* fas_format_cast and fas_tensor_bytes: every NZ element against the SEMANTICS.md §7 index
+/* fas_format_cast and fas_tensor_bytes: every NZ element against the docs/semantics.md §7 index
  * formula (written out independently below), padding zero, round trips, dtype conversions
  * against the scalar converters, large tensors that take the streaming paths at every
  * destination alignment, and every invalid descriptor. */

@@ -1,5 +1,5 @@
 /* Forward operator: blocked pipeline vs the fp64 reference vs a test-side oracle, golden cases,
- * determinism. Accuracy contract: SEMANTICS.md §2 (fast_assert_close). */
+ * determinism. Accuracy contract: docs/semantics.md §2 (fast_assert_close). */
 #include <math.h>
 #include <string.h>
 
@@ -71,7 +71,7 @@ static double *to_double(const float *x, int64_t n)
     return d;
 }
 
-/* Each probability row of got sums to 1 within tol: 2e-3 for fp16 (SEMANTICS §2); bf16
+/* Each probability row of got sums to 1 within tol: 2e-3 for fp16 (docs/semantics.md §2); bf16
  * rounding alone can move a row sum by 2^-9, so bf16 rows get 2^-8. */
 static void assert_rows_sum_within(const float *p, int64_t rows, int64_t sk, double tol)
 {
@@ -103,15 +103,14 @@ static void run_case(attn_case *c, fast_rng *r, int index, fas_dtype dtype, bool
     outputs_alloc(&ref, c, FAS_DTYPE_FLOAT, FAS_FORMAT_ND, FAS_FORMAT_ND, FAS_FORMAT_ND);
     uint64_t seed = fast_rng_u64(r), offset = fast_rng_u64(r) >> 8;
 
-    fas_status st = attn_run_forward(c, FAS_IMPL_AUTO, 0, seed, offset, &pipe.out, &pipe.probs,
-                                     &pipe.dmask);
+    fas_status st =
+        attn_run_forward(c, FAS_IMPL_AUTO, 0, seed, offset, &pipe.out, &pipe.probs, &pipe.dmask);
     if (st != FAS_OK) {
         attn_case_print(c, index);
         printf("  pipeline: %s: %s\n", fas_status_string(st), fas_last_error());
     }
     assert_int_equal(st, FAS_OK);
-    st = attn_run_forward(c, FAS_IMPL_REFERENCE, 1, seed, offset, &ref.out, &ref.probs,
-                          &ref.dmask);
+    st = attn_run_forward(c, FAS_IMPL_REFERENCE, 1, seed, offset, &ref.out, &ref.probs, &ref.dmask);
     assert_int_equal(st, FAS_OK);
 
     int64_t n_out = c->b * c->sq * c->n * c->dv, n_p = c->b * c->n * c->sq * c->sk;
@@ -132,7 +131,8 @@ static void run_case(attn_case *c, fast_rng *r, int index, fas_dtype dtype, bool
     assert_non_null(o_ctx);
     assert_non_null(o_p);
     attn_oracle_forward(c, mask_ref, o_p, o_ctx);
-    fast_close_stats s1 = fast_check_close("reference ctx vs oracle", out_ref, o_ctx, n_out, 1e-5, 1e-6);
+    fast_close_stats s1 =
+        fast_check_close("reference ctx vs oracle", out_ref, o_ctx, n_out, 1e-5, 1e-6);
     fast_close_stats s2 = fast_check_close("reference P vs oracle", p_ref, o_p, n_p, 1e-5, 1e-6);
     /* bf16 keeps 8 significand bits: its own output rounding (2^-9 relative) uses the whole fp16
      * budget, so bf16 outputs get twice its unit roundoff; fp16 and fp32 get the contract. */
@@ -142,9 +142,10 @@ static void run_case(attn_case *c, fast_rng *r, int index, fas_dtype dtype, bool
     fast_close_stats s4 = fast_check_close("pipeline P", p_pipe, p_ref_d, n_p, rtol, afrac);
     if (s1.failures || s2.failures || s3.failures || s4.failures) attn_case_print(c, index);
     if (getenv("FAS_TEST_VERBOSE"))
-        printf("  case %d ctx: max abs %.3g, worst/tolerance %.3f; P: max abs %.3g, worst/tolerance "
-               "%.3f\n",
-               index, s3.max_abs, s3.worst_excess + 1.0, s4.max_abs, s4.worst_excess + 1.0);
+        printf(
+            "  case %d ctx: max abs %.3g, worst/tolerance %.3f; P: max abs %.3g, worst/tolerance "
+            "%.3f\n",
+            index, s3.max_abs, s3.worst_excess + 1.0, s4.max_abs, s4.worst_excess + 1.0);
     assert_int_equal(s1.failures + s2.failures + s3.failures + s4.failures, 0);
     assert_rows_sum_within(p_pipe, c->b * c->n * c->sq, c->sk,
                            dtype == FAS_DTYPE_BF16 ? 1.0 / 256 : 2e-3);
@@ -153,7 +154,8 @@ static void run_case(attn_case *c, fast_rng *r, int index, fas_dtype dtype, bool
      * contract, and the drop mask is bitwise the materialising one */
     if (!c->ta) {
         fas_tensor out2 = fast_tensor_2d(dtype, random_format(r), c->b * c->sq, c->n * c->dv);
-        fas_tensor mask2 = fast_tensor_4d(FAS_DTYPE_UINT8, random_format(r), c->b, c->n, c->sq, c->sk);
+        fas_tensor mask2 =
+            fast_tensor_4d(FAS_DTYPE_UINT8, random_format(r), c->b, c->n, c->sq, c->sk);
         assert_int_equal(attn_run_forward(c, FAS_IMPL_AUTO, 0, seed, offset, &out2, NULL, &mask2),
                          FAS_OK);
         uint8_t *m2 = fast_to_u8(&mask2);
@@ -193,7 +195,9 @@ static void test_random_cases(void **state)
         attn_case c;
         random_case(&c, &r);
         /* mostly the NPU's fp16; every 8th case FLOAT, every 8th+4 BF16 */
-        fas_dtype dt = i % 8 == 0 ? FAS_DTYPE_FLOAT : i % 8 == 4 ? FAS_DTYPE_BF16 : FAS_DTYPE_FLOAT16;
+        fas_dtype dt = i % 8 == 0   ? FAS_DTYPE_FLOAT
+                       : i % 8 == 4 ? FAS_DTYPE_BF16
+                                    : FAS_DTYPE_FLOAT16;
         run_case(&c, &r, i, dt, getenv("FAS_TEST_VERBOSE") != NULL);
     }
 }
@@ -256,10 +260,11 @@ static void test_gv_d1_scaled(void **state)
     outputs_alloc(&pipe, &c, FAS_DTYPE_FLOAT16, FAS_FORMAT_FRACTAL_NZ, FAS_FORMAT_ND,
                   FAS_FORMAT_FRACTAL_NZ);
     outputs_alloc(&ref, &c, FAS_DTYPE_FLOAT, FAS_FORMAT_ND, FAS_FORMAT_ND, FAS_FORMAT_ND);
-    assert_int_equal(attn_run_forward(&c, FAS_IMPL_AUTO, 0, 5, 0, &pipe.out, &pipe.probs,
-                                      &pipe.dmask), FAS_OK);
-    assert_int_equal(attn_run_forward(&c, FAS_IMPL_REFERENCE, 1, 5, 0, &ref.out, &ref.probs,
-                                      &ref.dmask), FAS_OK);
+    assert_int_equal(
+        attn_run_forward(&c, FAS_IMPL_AUTO, 0, 5, 0, &pipe.out, &pipe.probs, &pipe.dmask), FAS_OK);
+    assert_int_equal(
+        attn_run_forward(&c, FAS_IMPL_REFERENCE, 1, 5, 0, &ref.out, &ref.probs, &ref.dmask),
+        FAS_OK);
     int64_t n_out = c.b * c.sq * c.n * c.dv;
     float *o = fast_to_f32(&pipe.out), *oref = fast_to_f32(&ref.out);
     double mean = 0;
@@ -300,9 +305,11 @@ static void test_fully_masked_rows(void **state)
     fast_from_f32(&c.mask, mvals);
     for (int impl = 0; impl < 2; impl++) {
         outputs o;
-        outputs_alloc(&o, &c, FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, FAS_FORMAT_FRACTAL_NZ, FAS_FORMAT_ND);
+        outputs_alloc(&o, &c, FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, FAS_FORMAT_FRACTAL_NZ,
+                      FAS_FORMAT_ND);
         assert_int_equal(attn_run_forward(&c, impl ? FAS_IMPL_REFERENCE : FAS_IMPL_AUTO, 0, 1, 0,
-                                          &o.out, &o.probs, &o.dmask), FAS_OK);
+                                          &o.out, &o.probs, &o.dmask),
+                         FAS_OK);
         float *p = fast_to_f32(&o.probs), *ctx = fast_to_f32(&o.out);
         for (int64_t h = 0; h < 2; h++)
             for (int64_t j = 0; j < 21; j++) assert_true(p[(h * 5 + 2) * 21 + j] == 0.0f);
@@ -333,7 +340,8 @@ static void test_streaming_multi_tile(void **state)
     c.mask_form = MASK_1NSS;
     c.scale = 0.5;
     c.keep_prob = 0.9;
-    fas_format f[4] = {FAS_FORMAT_FRACTAL_NZ, FAS_FORMAT_ND, FAS_FORMAT_FRACTAL_NZ, FAS_FORMAT_FRACTAL_NZ};
+    fas_format f[4] = {FAS_FORMAT_FRACTAL_NZ, FAS_FORMAT_ND, FAS_FORMAT_FRACTAL_NZ,
+                       FAS_FORMAT_FRACTAL_NZ};
     attn_case_alloc(&c, &r, FAS_DTYPE_FLOAT16, f, -1.0, 1.0, 0.0, 0.0);
     int64_t nm = c.n * c.sq * c.sk;
     float *mv = malloc((size_t)nm * sizeof *mv);
@@ -351,7 +359,8 @@ static void test_streaming_multi_tile(void **state)
     fas_tensor ref = fast_tensor_2d(FAS_DTYPE_FLOAT, FAS_FORMAT_ND, c.sq, c.n * c.dv);
     fas_tensor dm_ref = fast_tensor_4d(FAS_DTYPE_UINT8, FAS_FORMAT_ND, 1, c.n, c.sq, c.sk);
     assert_int_equal(attn_run_forward(&c, FAS_IMPL_AUTO, 0, 3, 4, &out, NULL, &dm), FAS_OK);
-    assert_int_equal(attn_run_forward(&c, FAS_IMPL_REFERENCE, 1, 3, 4, &ref, NULL, &dm_ref), FAS_OK);
+    assert_int_equal(attn_run_forward(&c, FAS_IMPL_REFERENCE, 1, 3, 4, &ref, NULL, &dm_ref),
+                     FAS_OK);
     assert_memory_equal(dm.data, dm_ref.data, fas_tensor_bytes(&dm));
     int64_t n_out = c.sq * c.n * c.dv;
     float *got = fast_to_f32(&out), *rv = fast_to_f32(&ref);
@@ -390,15 +399,16 @@ static void test_determinism(void **state)
     outputs base;
     outputs_alloc(&base, &c, FAS_DTYPE_FLOAT16, FAS_FORMAT_FRACTAL_NZ, FAS_FORMAT_FRACTAL_NZ,
                   FAS_FORMAT_FRACTAL_NZ);
-    assert_int_equal(attn_run_forward(&c, FAS_IMPL_AUTO, 1, 42, 9, &base.out, &base.probs,
-                                      &base.dmask), FAS_OK);
+    assert_int_equal(
+        attn_run_forward(&c, FAS_IMPL_AUTO, 1, 42, 9, &base.out, &base.probs, &base.dmask), FAS_OK);
     for (int threads = 1; threads <= 3; threads++) {
         for (int rep = 0; rep < 2; rep++) {
             outputs o;
             outputs_alloc(&o, &c, FAS_DTYPE_FLOAT16, FAS_FORMAT_FRACTAL_NZ, FAS_FORMAT_FRACTAL_NZ,
                           FAS_FORMAT_FRACTAL_NZ);
-            assert_int_equal(attn_run_forward(&c, FAS_IMPL_AUTO, threads, 42, 9, &o.out,
-                                              &o.probs, &o.dmask), FAS_OK);
+            assert_int_equal(
+                attn_run_forward(&c, FAS_IMPL_AUTO, threads, 42, 9, &o.out, &o.probs, &o.dmask),
+                FAS_OK);
             assert_memory_equal(o.out.data, base.out.data, fas_tensor_bytes(&o.out));
             assert_memory_equal(o.probs.data, base.probs.data, fas_tensor_bytes(&o.probs));
             assert_memory_equal(o.dmask.data, base.dmask.data, fas_tensor_bytes(&o.dmask));
@@ -428,9 +438,11 @@ static void test_determinism(void **state)
     uint64_t seeds[2][2] = {{43, 9}, {42, 10}};
     for (int i = 0; i < 2; i++) {
         outputs o;
-        outputs_alloc(&o, &c, FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, FAS_FORMAT_ND, FAS_FORMAT_FRACTAL_NZ);
+        outputs_alloc(&o, &c, FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, FAS_FORMAT_ND,
+                      FAS_FORMAT_FRACTAL_NZ);
         assert_int_equal(attn_run_forward(&c, FAS_IMPL_AUTO, 2, seeds[i][0], seeds[i][1], &o.out,
-                                          &o.probs, &o.dmask), FAS_OK);
+                                          &o.probs, &o.dmask),
+                         FAS_OK);
         assert_memory_not_equal(o.dmask.data, base.dmask.data, fas_tensor_bytes(&o.dmask));
         outputs_free(&o);
     }
@@ -443,14 +455,17 @@ static void test_determinism(void **state)
     const fas_tensor *m = attn_mask_ptr(&c);
     assert_int_equal(fused_attention_score_fwd(&c.q, &c.k, &c.v, m, c.scale, c.keep_prob, false,
                                                false, false, false, false, false, &g1.out,
-                                               &g1.probs, &g1.dmask), FAS_OK);
+                                               &g1.probs, &g1.dmask),
+                     FAS_OK);
     assert_int_equal(fused_attention_score_fwd(&c.q, &c.k, &c.v, m, c.scale, c.keep_prob, false,
                                                false, false, false, false, false, &g2.out,
-                                               &g2.probs, &g2.dmask), FAS_OK);
+                                               &g2.probs, &g2.dmask),
+                     FAS_OK);
     fas_manual_seed(1234);
     assert_int_equal(fused_attention_score_fwd(&c.q, &c.k, &c.v, m, c.scale, c.keep_prob, false,
                                                false, false, false, false, false, &g3.out,
-                                               &g3.probs, &g3.dmask), FAS_OK);
+                                               &g3.probs, &g3.dmask),
+                     FAS_OK);
     assert_memory_not_equal(g1.dmask.data, g2.dmask.data, fas_tensor_bytes(&g1.dmask));
     assert_memory_equal(g1.dmask.data, g3.dmask.data, fas_tensor_bytes(&g1.dmask));
     assert_memory_equal(g1.out.data, g3.out.data, fas_tensor_bytes(&g1.out));
@@ -494,9 +509,9 @@ static void test_drop_mask_as_input(void **state)
         fas_options_init(&o);
         o.drop_mask_is_input = true;
         o.impl = impl ? FAS_IMPL_REFERENCE : FAS_IMPL_AUTO;
-        assert_int_equal(fused_attention_score_fwd_ex(&c.q, &c.k, &c.v, NULL, c.scale,
-                                                      c.keep_prob, false, false, false, false,
-                                                      false, false, &out, NULL, &dm, &o),
+        assert_int_equal(fused_attention_score_fwd_ex(&c.q, &c.k, &c.v, NULL, c.scale, c.keep_prob,
+                                                      false, false, false, false, false, false,
+                                                      &out, NULL, &dm, &o),
                          FAS_OK);
         double *ctx = malloc((size_t)n_out * sizeof *ctx);
         assert_non_null(ctx);
@@ -518,7 +533,7 @@ int main(void)
         cmocka_unit_test(test_every_flag_and_mask), cmocka_unit_test(test_random_cases),
         cmocka_unit_test(test_gv_f1_scaled),        cmocka_unit_test(test_gv_d1_scaled),
         cmocka_unit_test(test_fully_masked_rows),   cmocka_unit_test(test_determinism),
-        cmocka_unit_test(test_drop_mask_as_input), cmocka_unit_test(test_streaming_multi_tile),
+        cmocka_unit_test(test_drop_mask_as_input),  cmocka_unit_test(test_streaming_multi_tile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* The layout module's internal loaders and storers (fasi_mat_*) and the per-head addressing
- * built on them (fasi_heads_*), against element-wise expectations from the SEMANTICS.md §7
+ * built on them (fasi_heads_*), against element-wise expectations from the docs/semantics.md §7
  * index formula written out here, with both the portable and the best kernel table. */
 #include <math.h>
 #include <stdbool.h>

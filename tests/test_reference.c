@@ -404,7 +404,7 @@ static void assert_stored(fas_dtype dt, float got, double ref, const char *what)
     }
 }
 
-/* Every byte of t outside its logical matrices is zero (NZ; SEMANTICS.md §7 index formula). */
+/* Every byte of t outside its logical matrices is zero (NZ; docs/semantics.md §7 index formula). */
 static void assert_nz_padding_zero(const fas_tensor *t)
 {
     if (t->format != FAS_FORMAT_FRACTAL_NZ) return;

@@ -1,14 +1,14 @@
 /* NaN and +-inf in query, key, value, mask and grad_output propagate as the same math does in
- * torch (fp32 softmax, IEEE arithmetic), with one documented exception (SEMANTICS.md §3): a
+ * torch (fp32 softmax, IEEE arithmetic), with one documented exception (docs/semantics.md §3): a
  * softmax row whose logits are all -inf gives a zero row of P (torch: 0/0 = NaN).
  *
- * Expectations come from a test-side fp64 implementation of SEMANTICS §1/§6 written with plain
- * IEEE operations and that single policy: max over a row propagates NaN (as torch's does), so a
- * NaN or +inf logit makes its whole row NaN; the context is P.V with 0 * NaN = NaN. Every case
+ * Expectations come from a test-side fp64 implementation of docs/semantics.md §1/§6 written with
+ * plain IEEE operations and that single policy: max over a row propagates NaN (as torch's does), so
+ * a NaN or +inf logit makes its whole row NaN; the context is P.V with 0 * NaN = NaN. Every case
  * runs through FAS_IMPL_AUTO with softmax_output (materialising) and without it (streaming,
  * online softmax), the same for each forced SIMD level this CPU has, and FAS_IMPL_REFERENCE with
  * and without softmax_output, in ND and in FRACTAL_NZ; NaN and inf positions must agree exactly
- * with the expectation (hence between all runs), finite values within the SEMANTICS §2
+ * with the expectation (hence between all runs), finite values within the docs/semantics.md §2
  * contract. Each test also states its expected NaN pattern directly, so the oracle cannot drift
  * unnoticed. keep_prob is 1 except in test_dropout_multiplies_nan. */
 #include <math.h>
@@ -204,8 +204,8 @@ static void oracle_backward(const sv_case *c, const float *p, const float *dout,
 /* ---- comparison ----------------------------------------------------------------------- */
 
 /* got vs expectation: NaN exactly where expected, +-inf equal, finite values within the
- * SEMANTICS §2 contract, exact zeros where the expectation is exactly zero. Prints the first
- * few NaN/inf disagreements (they are what this file is about). Returns the failure count. */
+ * docs/semantics.md §2 contract, exact zeros where the expectation is exactly zero. Prints the
+ * first few NaN/inf disagreements (they are what this file is about). Returns the failure count. */
 static int64_t compare(const char *what, const char *run, const float *got, const double *want,
                        int64_t n)
 {
@@ -1084,7 +1084,7 @@ static void test_backward_nan_in_value(void **state)
 /* ---- dropout: Pd = P * M / keep_prob is a product, so a dropped NaN stays NaN -------------- */
 
 /* torch (x * mask * scale) and the NPU (P . mask . fp16(1/keep_prob)) multiply by the drop mask,
- * and SEMANTICS §1 writes Pd = P (.) M / keep_prob: NaN * 0 = NaN. A row whose keys are all
+ * and docs/semantics.md §1 writes Pd = P (.) M / keep_prob: NaN * 0 = NaN. A row whose keys are all
  * dropped therefore has a NaN context when its P row is NaN, and a NaN dP row when its
  * dO . V^T row is NaN. B = N = 1, Sq = 3, Sk = 5, D = 4, Dv = 3, keep_prob 0.5, mask given:
  * rows 0 and 1 entirely dropped, row 2 keeps keys 1 and 3. */
@@ -1234,9 +1234,8 @@ static void test_zero_scale_keeps_nan(void **state)
             o.impl = variant >= 2 ? FAS_IMPL_REFERENCE : FAS_IMPL_AUTO;
             bool with_probs = variant % 2 == 1;
             assert_int_equal(fused_attention_score_fwd_ex(&tq, &tk, &tv, &tm, scales[si], 1.0,
-                                                          false, false, false, false, false,
-                                                          false, &to, with_probs ? &tp : NULL,
-                                                          NULL, &o),
+                                                          false, false, false, false, false, false,
+                                                          &to, with_probs ? &tp : NULL, NULL, &o),
                              FAS_OK);
             assert_true(isnan(out[0]) && isnan(out[1]));
             /* row 1: logits are the mask (0, 0, -1 is row 0's; row 1 has 0, -1, 0) */

@@ -1483,8 +1483,9 @@ static void test_error_numbers(void **state)
         {1.0, 1.0 + 0x1p-52, "keep_prob: 1.0000000000000002 is outside (0, 1]"},
         {1.0, -0.1, "keep_prob: -0.1 is outside (0, 1]"},
         {NAN, 0.5, "scale: nan is not a finite number"},
-        {1e300, 0.5, "scale: 1e+300 is beyond the fp32 range the pipeline computes in (|scale| <= "
-                     "3.4028234663852886e+38)"},
+        {1e300, 0.5,
+         "scale: 1e+300 is beyond the fp32 range the pipeline computes in (|scale| <= "
+         "3.4028234663852886e+38)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fas_status st = fused_attention_score(&q, &q, &q, NULL, cases[i].scale, cases[i].keep_prob,
@@ -1505,10 +1506,11 @@ static void test_header_example_error(void **state)
     fas_tensor q = fast_tensor_4d(FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 1, 1, 16, 64);
     fas_tensor k = fast_tensor_4d(FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 1, 1, 16, 48);
     fas_tensor out = fast_tensor_2d(FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 16, 64);
-    assert_int_equal(fused_attention_score(&q, &k, &q, NULL, 0.125, 1.0, false, false, false,
-                                           false, false, false, &out),
+    assert_int_equal(fused_attention_score(&q, &k, &q, NULL, 0.125, 1.0, false, false, false, false,
+                                           false, false, &out),
                      FAS_ERR_SHAPE);
-    assert_string_equal(fas_last_error(), "key_layer: dims[3] is 48 but query_layer's D (dims[3]) is 64");
+    assert_string_equal(fas_last_error(),
+                        "key_layer: dims[3] is 48 but query_layer's D (dims[3]) is 64");
     fast_tensor_free(&q);
     fast_tensor_free(&k);
     fast_tensor_free(&out);
@@ -1517,9 +1519,9 @@ static void test_header_example_error(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_status_strings),    cmocka_unit_test(test_tensor_bytes),
-        cmocka_unit_test(test_baseline_succeeds), cmocka_unit_test(test_catalogue),
-        cmocka_unit_test(test_forced_avx512),     cmocka_unit_test(test_error_numbers),
+        cmocka_unit_test(test_status_strings),       cmocka_unit_test(test_tensor_bytes),
+        cmocka_unit_test(test_baseline_succeeds),    cmocka_unit_test(test_catalogue),
+        cmocka_unit_test(test_forced_avx512),        cmocka_unit_test(test_error_numbers),
         cmocka_unit_test(test_header_example_error),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

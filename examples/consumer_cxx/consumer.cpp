@@ -9,7 +9,8 @@
 
 #include <fused_attention.h>
 
-namespace {
+namespace
+{
 
 void check(fas_status st)
 {
@@ -37,14 +38,14 @@ int main()
     std::vector<uint16_t> q(B * N * S * D), k(q.size()), v(q.size()), out(B * S * N * D);
     for (size_t i = 0; i < q.size(); i++) {
         q[i] = fas_float_to_half(0.25f * static_cast<float>(i % 7));
-        k[i] = fas_float_to_half(1.0f);                          // all keys equal
+        k[i] = fas_float_to_half(1.0f);                           // all keys equal
         v[i] = fas_float_to_half(static_cast<float>(i % 11) - 5); // small integers: exact mean
     }
     fas_tensor tq = view(q, 4, {B, N, S, D}), tk = view(k, 4, {B, N, S, D});
     fas_tensor tv = view(v, 4, {B, N, S, D}), to = view(out, 2, {B * S, N * D});
     try {
-        check(fused_attention_score(&tq, &tk, &tv, nullptr, 0.125, 1.0, false, false, false,
-                                    false, false, false, &to));
+        check(fused_attention_score(&tq, &tk, &tv, nullptr, 0.125, 1.0, false, false, false, false,
+                                    false, false, &to));
         for (int64_t b = 0; b < B; b++)
             for (int64_t n = 0; n < N; n++)
                 for (int64_t d = 0; d < D; d++) {
@@ -55,9 +56,9 @@ int main()
                     for (int64_t i = 0; i < S; i++) {
                         double got = fas_half_to_float(out[(b * S + i) * (N * D) + n * D + d]);
                         if (std::fabs(got - mean) > 1e-3 * (1 + std::fabs(mean))) {
-                            std::fprintf(stderr, "context (%lld,%lld,%lld,%lld) = %g, expected %g\n",
-                                         (long long)b, (long long)n, (long long)i, (long long)d,
-                                         got, mean);
+                            std::fprintf(
+                                stderr, "context (%lld,%lld,%lld,%lld) = %g, expected %g\n",
+                                (long long)b, (long long)n, (long long)i, (long long)d, got, mean);
                             return 1;
                         }
                     }

@@ -11,8 +11,8 @@
 #include "problem/problem.h"
 #include "rng/philox.h"
 
-static void heads_init(fasi_heads *h, const fas_tensor *t, bool trans, int64_t heads,
-                       int64_t rows, int64_t cols)
+static void heads_init(fasi_heads *h, const fas_tensor *t, bool trans, int64_t heads, int64_t rows,
+                       int64_t cols)
 {
     fasi_mat_init(&h->mat, t);
     h->merged = t->ndim == 2;
@@ -56,13 +56,17 @@ static fas_status forward_impl(const fas_tensor *q, const fas_tensor *k, const f
     if ((st = fasi_resolve_options(options, &ro)) != FAS_OK) return st;
     bool mask_in = ro.drop_mask_is_input;
     if (mask_in && !dmask && keep_prob < 1.0)
-        return fasi_fail(FAS_ERR_NULL_POINTER,
-                         "drop_mask: NULL but options->drop_mask_is_input is set and keep_prob < 1");
+        return fasi_fail(
+            FAS_ERR_NULL_POINTER,
+            "drop_mask: NULL but options->drop_mask_is_input is set and keep_prob < 1");
 
-    fasi_named ins[5] = {{"query_layer", q}, {"key_layer", k}, {"value_layer", v},
-                         {"attention_mask", mask}, {"drop_mask", mask_in ? dmask : NULL}};
-    fasi_named outs[3] = {{"attention_score", out}, {"softmax_output", probs},
-                          {"drop_mask", mask_in ? NULL : dmask}};
+    fasi_named ins[5] = {{"query_layer", q},
+                         {"key_layer", k},
+                         {"value_layer", v},
+                         {"attention_mask", mask},
+                         {"drop_mask", mask_in ? dmask : NULL}};
+    fasi_named outs[3] = {
+        {"attention_score", out}, {"softmax_output", probs}, {"drop_mask", mask_in ? NULL : dmask}};
     if ((st = fasi_check_aliasing(outs, 3, ins, 5)) != FAS_OK) return st;
 
     fasi_fwd_problem p;
@@ -105,34 +109,36 @@ static fas_status forward_impl(const fas_tensor *q, const fas_tensor *k, const f
     return ro.impl == FAS_IMPL_REFERENCE ? fasi_reference_forward(&p) : fasi_pipeline_forward(&p);
 }
 
-fas_status fused_attention_score_fwd_ex(
-    const fas_tensor *query_layer, const fas_tensor *key_layer, const fas_tensor *value_layer,
-    const fas_tensor *attention_mask, double scale, double keep_prob, bool query_transpose,
-    bool key_transpose, bool bmm_score_transpose_a, bool bmm_score_transpose_b,
-    bool value_transpose, bool dx_transpose, fas_tensor *attention_score,
-    fas_tensor *softmax_output, fas_tensor *drop_mask, const fas_options *options)
+fas_status fused_attention_score_fwd_ex(const fas_tensor *query_layer, const fas_tensor *key_layer,
+                                        const fas_tensor *value_layer,
+                                        const fas_tensor *attention_mask, double scale,
+                                        double keep_prob, bool query_transpose, bool key_transpose,
+                                        bool bmm_score_transpose_a, bool bmm_score_transpose_b,
+                                        bool value_transpose, bool dx_transpose,
+                                        fas_tensor *attention_score, fas_tensor *softmax_output,
+                                        fas_tensor *drop_mask, const fas_options *options)
 {
     (void)value_transpose; /* backward-only flags: accepted and ignored, as on the NPU */
     (void)dx_transpose;
     fasi_clear_error();
     return forward_impl(query_layer, key_layer, value_layer, attention_mask, scale, keep_prob,
                         query_transpose, key_transpose, bmm_score_transpose_a,
-                        bmm_score_transpose_b, attention_score, softmax_output, drop_mask,
-                        options);
+                        bmm_score_transpose_b, attention_score, softmax_output, drop_mask, options);
 }
 
-fas_status fused_attention_score_fwd(
-    const fas_tensor *query_layer, const fas_tensor *key_layer, const fas_tensor *value_layer,
-    const fas_tensor *attention_mask, double scale, double keep_prob, bool query_transpose,
-    bool key_transpose, bool bmm_score_transpose_a, bool bmm_score_transpose_b,
-    bool value_transpose, bool dx_transpose, fas_tensor *attention_score,
-    fas_tensor *softmax_output, fas_tensor *drop_mask)
+fas_status fused_attention_score_fwd(const fas_tensor *query_layer, const fas_tensor *key_layer,
+                                     const fas_tensor *value_layer,
+                                     const fas_tensor *attention_mask, double scale,
+                                     double keep_prob, bool query_transpose, bool key_transpose,
+                                     bool bmm_score_transpose_a, bool bmm_score_transpose_b,
+                                     bool value_transpose, bool dx_transpose,
+                                     fas_tensor *attention_score, fas_tensor *softmax_output,
+                                     fas_tensor *drop_mask)
 {
-    return fused_attention_score_fwd_ex(query_layer, key_layer, value_layer, attention_mask,
-                                        scale, keep_prob, query_transpose, key_transpose,
-                                        bmm_score_transpose_a, bmm_score_transpose_b,
-                                        value_transpose, dx_transpose, attention_score,
-                                        softmax_output, drop_mask, NULL);
+    return fused_attention_score_fwd_ex(
+        query_layer, key_layer, value_layer, attention_mask, scale, keep_prob, query_transpose,
+        key_transpose, bmm_score_transpose_a, bmm_score_transpose_b, value_transpose, dx_transpose,
+        attention_score, softmax_output, drop_mask, NULL);
 }
 
 fas_status fused_attention_score(const fas_tensor *query_layer, const fas_tensor *key_layer,
@@ -142,25 +148,24 @@ fas_status fused_attention_score(const fas_tensor *query_layer, const fas_tensor
                                  bool bmm_score_transpose_b, bool value_transpose,
                                  bool dx_transpose, fas_tensor *attention_score)
 {
-    return fused_attention_score_fwd_ex(query_layer, key_layer, value_layer, attention_mask,
-                                        scale, keep_prob, query_transpose, key_transpose,
-                                        bmm_score_transpose_a, bmm_score_transpose_b,
-                                        value_transpose, dx_transpose, attention_score, NULL,
-                                        NULL, NULL);
+    return fused_attention_score_fwd_ex(
+        query_layer, key_layer, value_layer, attention_mask, scale, keep_prob, query_transpose,
+        key_transpose, bmm_score_transpose_a, bmm_score_transpose_b, value_transpose, dx_transpose,
+        attention_score, NULL, NULL, NULL);
 }
 
-fas_status fused_attention_score_ex(
-    const fas_tensor *query_layer, const fas_tensor *key_layer, const fas_tensor *value_layer,
-    const fas_tensor *attention_mask, double scale, double keep_prob, bool query_transpose,
-    bool key_transpose, bool bmm_score_transpose_a, bool bmm_score_transpose_b,
-    bool value_transpose, bool dx_transpose, fas_tensor *attention_score,
-    const fas_options *options)
+fas_status fused_attention_score_ex(const fas_tensor *query_layer, const fas_tensor *key_layer,
+                                    const fas_tensor *value_layer, const fas_tensor *attention_mask,
+                                    double scale, double keep_prob, bool query_transpose,
+                                    bool key_transpose, bool bmm_score_transpose_a,
+                                    bool bmm_score_transpose_b, bool value_transpose,
+                                    bool dx_transpose, fas_tensor *attention_score,
+                                    const fas_options *options)
 {
-    return fused_attention_score_fwd_ex(query_layer, key_layer, value_layer, attention_mask,
-                                        scale, keep_prob, query_transpose, key_transpose,
-                                        bmm_score_transpose_a, bmm_score_transpose_b,
-                                        value_transpose, dx_transpose, attention_score, NULL,
-                                        NULL, options);
+    return fused_attention_score_fwd_ex(
+        query_layer, key_layer, value_layer, attention_mask, scale, keep_prob, query_transpose,
+        key_transpose, bmm_score_transpose_a, bmm_score_transpose_b, value_transpose, dx_transpose,
+        attention_score, NULL, NULL, options);
 }
 static void set_dims(fas_tensor *t, fas_dtype dtype, int ndim, const int64_t *dims)
 {
@@ -177,9 +182,9 @@ fas_status fas_attention_output_dims(const fas_tensor *query_layer, const fas_te
 {
     fasi_clear_error();
     fasi_shape s;
-    fas_status st = fasi_infer_shape(query_layer, key_layer, value_layer, query_transpose,
-                                        key_transpose, bmm_score_transpose_a,
-                                        bmm_score_transpose_b, false, &s);
+    fas_status st =
+        fasi_infer_shape(query_layer, key_layer, value_layer, query_transpose, key_transpose,
+                         bmm_score_transpose_a, bmm_score_transpose_b, false, &s);
     if (st != FAS_OK) return st;
     int64_t out_dims[2] = {s.b * s.sq, s.n * s.dv};
     int64_t p_dims[4] = {s.b, s.n, s.sq, s.sk};
@@ -194,8 +199,8 @@ static fas_status backward_impl(const fas_tensor *dout, const fas_tensor *probs,
                                 const fas_tensor *q, const fas_tensor *k, const fas_tensor *v,
                                 const fas_tensor *dmask, double scale, double keep_prob,
                                 bool query_transpose, bool key_transpose, bool value_transpose,
-                                bool dx_transpose, fas_tensor *dq, fas_tensor *dk,
-                                fas_tensor *dv, const fas_options *options)
+                                bool dx_transpose, fas_tensor *dq, fas_tensor *dk, fas_tensor *dv,
+                                const fas_options *options)
 {
     fas_status st;
     fasi_shape s;
@@ -211,7 +216,8 @@ static fas_status backward_impl(const fas_tensor *dout, const fas_tensor *probs,
         if ((st = fasi_check_dims(dout, "grad_output", dx_transpose ? et : e, 2)) != FAS_OK)
             return st;
     }
-    if (!probs) return fasi_fail(FAS_ERR_NULL_POINTER, "softmax_output: the tensor pointer is NULL");
+    if (!probs)
+        return fasi_fail(FAS_ERR_NULL_POINTER, "softmax_output: the tensor pointer is NULL");
     if ((st = fasi_check_probs_like(probs, "softmax_output", &s, false)) != FAS_OK) return st;
     if (dmask && (st = fasi_check_probs_like(dmask, "drop_mask", &s, true)) != FAS_OK) return st;
     if ((st = fasi_check_scalars(scale, keep_prob)) != FAS_OK) return st;
@@ -245,16 +251,15 @@ static fas_status backward_impl(const fas_tensor *dout, const fas_tensor *probs,
     heads_init(&p.dq, dq, false, s.n, s.sq, s.d);
     heads_init(&p.dk, dk, false, s.n, s.sk, s.d);
     heads_init(&p.dv_out, dv, false, s.n, s.sk, s.dv);
-    return ro.impl == FAS_IMPL_REFERENCE ? fasi_reference_backward(&p)
-                                         : fasi_pipeline_backward(&p);
+    return ro.impl == FAS_IMPL_REFERENCE ? fasi_reference_backward(&p) : fasi_pipeline_backward(&p);
 }
 
 fas_status fused_attention_score_grad_ex(
-    const fas_tensor *grad_output, const fas_tensor *softmax_output,
-    const fas_tensor *query_layer, const fas_tensor *key_layer, const fas_tensor *value_layer,
-    const fas_tensor *drop_mask, double scale, double keep_prob, bool query_transpose,
-    bool key_transpose, bool value_transpose, bool dx_transpose, fas_tensor *query_dx,
-    fas_tensor *key_dw, fas_tensor *value_dw, const fas_options *options)
+    const fas_tensor *grad_output, const fas_tensor *softmax_output, const fas_tensor *query_layer,
+    const fas_tensor *key_layer, const fas_tensor *value_layer, const fas_tensor *drop_mask,
+    double scale, double keep_prob, bool query_transpose, bool key_transpose, bool value_transpose,
+    bool dx_transpose, fas_tensor *query_dx, fas_tensor *key_dw, fas_tensor *value_dw,
+    const fas_options *options)
 {
     fasi_clear_error();
     return backward_impl(grad_output, softmax_output, query_layer, key_layer, value_layer,
@@ -263,16 +268,15 @@ fas_status fused_attention_score_grad_ex(
 }
 
 fas_status fused_attention_score_grad(
-    const fas_tensor *grad_output, const fas_tensor *softmax_output,
-    const fas_tensor *query_layer, const fas_tensor *key_layer, const fas_tensor *value_layer,
-    const fas_tensor *drop_mask, double scale, double keep_prob, bool query_transpose,
-    bool key_transpose, bool value_transpose, bool dx_transpose, fas_tensor *query_dx,
-    fas_tensor *key_dw, fas_tensor *value_dw)
+    const fas_tensor *grad_output, const fas_tensor *softmax_output, const fas_tensor *query_layer,
+    const fas_tensor *key_layer, const fas_tensor *value_layer, const fas_tensor *drop_mask,
+    double scale, double keep_prob, bool query_transpose, bool key_transpose, bool value_transpose,
+    bool dx_transpose, fas_tensor *query_dx, fas_tensor *key_dw, fas_tensor *value_dw)
 {
     return fused_attention_score_grad_ex(grad_output, softmax_output, query_layer, key_layer,
-                                         value_layer, drop_mask, scale, keep_prob,
-                                         query_transpose, key_transpose, value_transpose,
-                                         dx_transpose, query_dx, key_dw, value_dw, NULL);
+                                         value_layer, drop_mask, scale, keep_prob, query_transpose,
+                                         key_transpose, value_transpose, dx_transpose, query_dx,
+                                         key_dw, value_dw, NULL);
 }
 
 fas_status fas_attention_grad_dims(const fas_tensor *query_layer, const fas_tensor *key_layer,
@@ -283,8 +287,7 @@ fas_status fas_attention_grad_dims(const fas_tensor *query_layer, const fas_tens
     fasi_clear_error();
     fasi_shape s;
     fas_status st = fasi_infer_shape(query_layer, key_layer, value_layer, query_transpose,
-                                        key_transpose, false, value_transpose, false,
-                                        &s);
+                                     key_transpose, false, value_transpose, false, &s);
     if (st != FAS_OK) return st;
     if (out_rank != 2 && out_rank != 4)
         return fasi_fail(FAS_ERR_VALUE, "out_rank: %d must be 2 or 4", out_rank);

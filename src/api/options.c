@@ -25,8 +25,7 @@ fas_status fasi_resolve_options(const fas_options *o, fasi_options *r)
                              o->struct_size);
         requested = o->num_threads;
         if (requested < 0)
-            return fasi_fail(FAS_ERR_VALUE, "options: num_threads is %d, must be >= 0",
-                             requested);
+            return fasi_fail(FAS_ERR_VALUE, "options: num_threads is %d, must be >= 0", requested);
         if (HAS_FIELD(o, has_seed)) r->has_seed = o->has_seed;
         if (HAS_FIELD(o, seed)) r->seed = o->seed;
         if (HAS_FIELD(o, offset)) r->offset = o->offset;
@@ -51,4 +50,3 @@ fas_status fasi_resolve_options(const fas_options *o, fasi_options *r)
                          (int)r->impl);
     return FAS_OK;
 }
-

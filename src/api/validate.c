@@ -11,8 +11,7 @@ static bool is_float_dtype(fas_dtype dt)
     return dt == FAS_DTYPE_FLOAT16 || dt == FAS_DTYPE_FLOAT || dt == FAS_DTYPE_BF16;
 }
 
-static fas_status check_float_data(const fas_tensor *t, const char *name, int ndim,
-                                   bool need_data)
+static fas_status check_float_data(const fas_tensor *t, const char *name, int ndim, bool need_data)
 {
     fas_status st = fasi_check_tensor(t, name, need_data);
     if (st != FAS_OK) return st;
@@ -40,8 +39,7 @@ fas_status fasi_check_dims(const fas_tensor *t, const char *name, const fasi_exp
 }
 
 /* An output must not overlap any input nor any other output. */
-fas_status fasi_check_aliasing(const fasi_named *outs, int n_outs, const fasi_named *ins,
-                                 int n_ins)
+fas_status fasi_check_aliasing(const fasi_named *outs, int n_outs, const fasi_named *ins, int n_ins)
 {
     for (int o = 0; o < n_outs; o++) {
         if (!outs[o].t) continue;
@@ -86,7 +84,9 @@ static fas_status check_blas_range(int64_t sq, int64_t sk, int64_t d, int64_t dv
     const struct {
         int64_t value;
         const char *what;
-    } sizes[4] = {{sq, "query_layer: Sq"}, {d, "query_layer: D"}, {sk, "key_layer: Sk"},
+    } sizes[4] = {{sq, "query_layer: Sq"},
+                  {d, "query_layer: D"},
+                  {sk, "key_layer: Sk"},
                   {dv, "value_layer: Dv"}};
     for (int i = 0; i < 4; i++)
         if (sizes[i].value > INT_MAX)
@@ -95,10 +95,9 @@ static fas_status check_blas_range(int64_t sq, int64_t sk, int64_t d, int64_t dv
     return FAS_OK;
 }
 
-fas_status fasi_infer_shape(const fas_tensor *q, const fas_tensor *k,
-                                      const fas_tensor *v, bool query_transpose,
-                                      bool key_transpose, bool transpose_a, bool value_t,
-                                      bool need_data, fasi_shape *s)
+fas_status fasi_infer_shape(const fas_tensor *q, const fas_tensor *k, const fas_tensor *v,
+                            bool query_transpose, bool key_transpose, bool transpose_a,
+                            bool value_t, bool need_data, fasi_shape *s)
 {
     fas_status st;
     if ((st = check_float_data(q, "query_layer", 4, need_data)) != FAS_OK) return st;
@@ -151,15 +150,16 @@ fas_status fasi_check_mask(const fas_tensor *m, const fasi_shape *s)
                          "padding mask",
                          (long long)d[2], (long long)s->sq);
     if (d[2] == 1 && s->sq != 1 && d[1] != 1)
-        return fasi_fail(FAS_ERR_SHAPE,
-                         "attention_mask: a key padding mask [B|1, 1, 1, Sk] must have dims[1] = 1, "
-                         "not %lld",
-                         (long long)d[1]);
+        return fasi_fail(
+            FAS_ERR_SHAPE,
+            "attention_mask: a key padding mask [B|1, 1, 1, Sk] must have dims[1] = 1, "
+            "not %lld",
+            (long long)d[1]);
     return FAS_OK;
 }
 
 fas_status fasi_check_probs_like(const fas_tensor *t, const char *name, const fasi_shape *s,
-                                   bool bytes)
+                                 bool bytes)
 {
     fas_status st;
     if (bytes) {
@@ -177,8 +177,8 @@ fas_status fasi_check_probs_like(const fas_tensor *t, const char *name, const fa
 
 /* A gradient output: 2-D [B*S, N*cols] or 4-D [B, N, S, cols]. */
 fas_status fasi_check_grad_output(const fas_tensor *t, const char *name, const fasi_shape *s,
-                                    int64_t rows, const char *rows_name, int64_t cols,
-                                    const char *cols_name)
+                                  int64_t rows, const char *rows_name, int64_t cols,
+                                  const char *cols_name)
 {
     if (!t) return fasi_fail(FAS_ERR_NULL_POINTER, "%s: the tensor pointer is NULL", name);
     fas_status st = fasi_check_tensor(t, name, true);
@@ -199,4 +199,3 @@ fas_status fasi_check_grad_output(const fas_tensor *t, const char *name, const f
     return fasi_fail(FAS_ERR_SHAPE, "%s: ndim is %d but must be 2 ([B*S, N*D]) or 4 ([B,N,S,D])",
                      name, t->ndim);
 }
-

@@ -10,8 +10,8 @@ void fasi_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, flo
                 int64_t ldc)
 {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a, (int)lda,
-                b, (int)ldb, beta, c, (int)ldc);
+                trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a, (int)lda, b,
+                (int)ldb, beta, c, (int)ldc);
 }
 
 static pthread_once_t prepare_once = PTHREAD_ONCE_INIT;

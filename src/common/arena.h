@@ -30,8 +30,7 @@ static inline fasi_arena fasi_arena_at(void *mem)
 /* count elements of elem_size bytes (count >= 0); NULL while measuring or after overflow. */
 static inline void *fasi_arena_take(fasi_arena *a, int64_t count, size_t elem_size)
 {
-    if (a->overflow || count < 0 ||
-        (elem_size != 0 && (uint64_t)count > SIZE_MAX / elem_size)) {
+    if (a->overflow || count < 0 || (elem_size != 0 && (uint64_t)count > SIZE_MAX / elem_size)) {
         a->overflow = true;
         return NULL;
     }

@@ -50,9 +50,9 @@ typedef struct fasi_kernels {
      * Callers pass shift >= every x[j] (the row maximum). exp is fasi_exp of exp_poly.h: within
      * 1 ulp for arguments in [-87, 88], +0 below -87 (-inf included), NaN stays NaN. */
     float (*exp_shift_sum)(float *x, size_t n, float shift);
-    void (*scale)(float *x, size_t n, float s);                 /* x *= s */
-    void (*add)(float *x, const float *y, size_t n);            /* x += y */
-    float (*dot)(const float *a, const float *b, size_t n);     /* sum a*b, fp32 accumulation */
+    void (*scale)(float *x, size_t n, float s);             /* x *= s */
+    void (*add)(float *x, const float *y, size_t n);        /* x += y */
+    float (*dot)(const float *a, const float *b, size_t n); /* sum a*b, fp32 accumulation */
     /* x[j] = x[j] * (keep[j] ? s : 0): a product, as in P (.) M / keep_prob, so a dropped NaN
      * stays NaN (0 * NaN), exactly as torch and the NPU compute it */
     void (*dropout_apply)(float *x, const uint8_t *keep, size_t n, float s);

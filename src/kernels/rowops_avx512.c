@@ -177,7 +177,8 @@ static void dropout_apply(float *x, const uint8_t *keep, size_t n, float s)
     for (; j + 16 <= n; j += 16) {
         __m128i k = _mm_loadu_si128((const __m128i *)(const void *)(keep + j));
         __mmask16 kept = _mm_test_epi8_mask(k, k);
-        _mm512_storeu_ps(x + j, _mm512_mul_ps(_mm512_loadu_ps(x + j), _mm512_maskz_mov_ps(kept, vs)));
+        _mm512_storeu_ps(x + j,
+                         _mm512_mul_ps(_mm512_loadu_ps(x + j), _mm512_maskz_mov_ps(kept, vs)));
     }
     if (j < n) {
         __mmask16 mask = tail_mask(n - j);

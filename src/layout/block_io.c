@@ -147,8 +147,7 @@ void fasi_mat_store_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, int
                 continue;
             }
             /* padding columns of the fractal are left alone: only cb - ca columns are written */
-            store_block_f32(k, dt, in, (size_t)lds, slab, 16, (size_t)(rb - ra),
-                            (size_t)(cb - ca));
+            store_block_f32(k, dt, in, (size_t)lds, slab, 16, (size_t)(rb - ra), (size_t)(cb - ca));
         }
     }
     fence_streams(stream);

@@ -18,7 +18,6 @@
 #include "layout/layout.h"
 #include "layout/rows2d.h"
 
-
 FASI_ROW_INLINE void f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
 {
     size_t i = 0;

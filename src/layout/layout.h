@@ -60,9 +60,8 @@ size_t fasi_dtype_size(fas_dtype dt); /* 0 for an unknown dtype */
 
 /* dst[i*ldd + j] = L[r0+i][c0+j] for i < nr, j < nc, converted to fp32, where L is matrix b of
  * m, or its transpose when trans (then L[r][c] = stored[c][r]). UINT8 loads as 0..255. */
-void fasi_mat_load_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, bool trans,
-                       int64_t r0, int64_t nr, int64_t c0, int64_t nc, float *dst,
-                       int64_t ldd);
+void fasi_mat_load_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, bool trans, int64_t r0,
+                       int64_t nr, int64_t c0, int64_t nc, float *dst, int64_t ldd);
 
 /* Stores into an NZ tensor of at least this many storage bytes (and 16-byte aligned data) use
  * streaming stores for whole fractal rows, as does fas_format_cast for its destination. */
@@ -70,14 +69,14 @@ void fasi_mat_load_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, bool
 
 /* Matrix b of m: stored[r0+i][c0+j] = round(src[i*lds + j]) into m's dtype (UINT8: round to
  * nearest and saturate to 0..255, NaN to 0). */
-void fasi_mat_store_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, int64_t r0,
-                        int64_t nr, int64_t c0, int64_t nc, const float *src, int64_t lds);
+void fasi_mat_store_f32(const fasi_kernels *k, const fasi_mat *m, int64_t b, int64_t r0, int64_t nr,
+                        int64_t c0, int64_t nc, const float *src, int64_t lds);
 
 /* Byte rectangles (UINT8 tensors: drop masks). */
-void fasi_mat_load_u8(const fasi_mat *m, int64_t b, int64_t r0, int64_t nr, int64_t c0,
-                      int64_t nc, uint8_t *dst, int64_t ldd);
-void fasi_mat_store_u8(const fasi_mat *m, int64_t b, int64_t r0, int64_t nr, int64_t c0,
-                       int64_t nc, const uint8_t *src, int64_t lds);
+void fasi_mat_load_u8(const fasi_mat *m, int64_t b, int64_t r0, int64_t nr, int64_t c0, int64_t nc,
+                      uint8_t *dst, int64_t ldd);
+void fasi_mat_store_u8(const fasi_mat *m, int64_t b, int64_t r0, int64_t nr, int64_t c0, int64_t nc,
+                       const uint8_t *src, int64_t lds);
 
 /* Write zeros to every padding element of an NZ tensor (no-op for ND). Touches padding only,
  * so it may run before or after the blocks are stored, from any thread. */

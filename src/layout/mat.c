@@ -40,7 +40,6 @@ void fasi_mat_init(fasi_mat *m, const fas_tensor *t)
     m->mat_elems = m->nz ? m->m1 * m->n1 * 256 : m->rows * m->cols;
 }
 
-
 /* Only the last fractal row (padding rows) and the last fractal column (padding columns) of
  * each matrix can hold padding; nothing else is visited. */
 void fasi_mat_zero_padding(const fasi_mat *m)
@@ -94,4 +93,3 @@ void fasi_mat_set(const fasi_mat *m, int64_t b, int64_t r, int64_t c, double v)
         break;
     }
 }
-

@@ -31,7 +31,7 @@ static inline uint8_t f32_to_u8(float x)
  * (pitches in elements of each side's type). Only the rectangles are read and written. */
 
 static inline void load_block_f32(const fasi_kernels *k, fas_dtype dt, const void *src, size_t lds,
-                           float *dst, size_t ldd, size_t rows, size_t cols)
+                                  float *dst, size_t ldd, size_t rows, size_t cols)
 {
     switch (dt) {
     case FAS_DTYPE_FLOAT16: k->f16_to_f32(src, lds, dst, ldd, rows, cols); break;
@@ -55,8 +55,8 @@ static inline void load_block_f32(const fasi_kernels *k, fas_dtype dt, const voi
     }
 }
 
-static inline void store_block_f32(const fasi_kernels *k, fas_dtype dt, const float *src, size_t lds,
-                            void *dst, size_t ldd, size_t rows, size_t cols)
+static inline void store_block_f32(const fasi_kernels *k, fas_dtype dt, const float *src,
+                                   size_t lds, void *dst, size_t ldd, size_t rows, size_t cols)
 {
     switch (dt) {
     case FAS_DTYPE_FLOAT16: k->f32_to_f16(src, lds, dst, ldd, rows, cols); break;

@@ -21,16 +21,16 @@
 #endif
 
 #define FASI_ROWS_2D(name, src_t, dst_t, row)                                                      \
-    static void name(const src_t *src, size_t lds, dst_t *dst, size_t ldd, size_t rows,           \
+    static void name(const src_t *src, size_t lds, dst_t *dst, size_t ldd, size_t rows,            \
                      size_t cols)                                                                  \
     {                                                                                              \
         if (rows == 1 || (lds == cols && ldd == cols)) {                                           \
-            row(src, dst, rows * cols);                                                            \
+            row(src, dst, rows *cols);                                                             \
             return;                                                                                \
         }                                                                                          \
         if (cols == 16) {                                                                          \
-            /* a constant length: the inlined body reduces to one unmasked 16-element step */     \
-            for (size_t r = 0; r < rows; r++) row(src + r * lds, dst + r * ldd, 16);              \
+            /* a constant length: the inlined body reduces to one unmasked 16-element step */      \
+            for (size_t r = 0; r < rows; r++) row(src + r * lds, dst + r * ldd, 16);               \
             return;                                                                                \
         }                                                                                          \
         for (size_t r = 0; r < rows; r++) row(src + r * lds, dst + r * ldd, cols);                 \

@@ -68,7 +68,8 @@ static inline void stream_copy(unsigned char *dst, const unsigned char *src, siz
     src += head;
     n -= head;
     for (; n >= 16; n -= 16, dst += 16, src += 16)
-        _mm_stream_si128((__m128i *)(void *)dst, _mm_loadu_si128((const __m128i *)(const void *)src));
+        _mm_stream_si128((__m128i *)(void *)dst,
+                         _mm_loadu_si128((const __m128i *)(const void *)src));
 #endif
     memcpy(dst, src, n);
 }

@@ -25,7 +25,7 @@
 #include "pipeline/parallel.h"
 
 enum {
-    ROWS = 128,  /* query rows per task */
+    ROWS = 128, /* query rows per task */
     TILE = 512  /* keys per streaming tile */
 };
 
@@ -62,16 +62,16 @@ static void load_head_panels(const fasi_fwd_problem *p, fwd_scratch *w, int64_t 
 /* w->s[r][t] = scale * Q[i0+r] . K[j0+t] + mask for r < nr, t < nt (row stride nt); w->q must
  * hold the block's query rows. The mask tile is unpacked into w->s first and added by the
  * sgemm itself (beta = 1), so it costs no separate pass. */
-static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n,
-                       int64_t i0, int64_t nr, int64_t j0, int64_t nt)
+static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n, int64_t i0,
+                       int64_t nr, int64_t j0, int64_t nt)
 {
     const float alpha = (float)p->core.scale;
     if (alpha == 0.0f) {
         /* BLAS never reads A and B when alpha is 0, which would hide a NaN or inf of Q.K^T;
          * IEEE says 0 * NaN = NaN, so form the product, scale it, then add the mask */
         const fasi_kernels *k = p->core.kern;
-        fasi_sgemm(false, true, nr, nt, p->core.d, 1.0f, w->q, p->core.d, w->kp + j0 * p->core.d, p->core.d, 0.0f,
-                   w->s, nt);
+        fasi_sgemm(false, true, nr, nt, p->core.d, 1.0f, w->q, p->core.d, w->kp + j0 * p->core.d,
+                   p->core.d, 0.0f, w->s, nt);
         k->scale(w->s, (size_t)(nr * nt), 0.0f);
         if (!p->mask.present) return;
         int64_t mmat = fasi_mask_matrix(&p->mask, b, n);
@@ -87,15 +87,14 @@ static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int
         int64_t mmat = fasi_mask_matrix(&p->mask, b, n);
         if (p->mask.mask_rows == 1) {
             fasi_mat_load_f32(p->core.kern, &p->mask.mat, mmat, false, 0, 1, j0, nt, w->s, nt);
-            for (int64_t r = 1; r < nr; r++)
-                memcpy(w->s + r * nt, w->s, (size_t)nt * sizeof *w->s);
+            for (int64_t r = 1; r < nr; r++) memcpy(w->s + r * nt, w->s, (size_t)nt * sizeof *w->s);
         } else {
             fasi_mat_load_f32(p->core.kern, &p->mask.mat, mmat, false, i0, nr, j0, nt, w->s, nt);
         }
         beta = 1.0f;
     }
-    fasi_sgemm(false, true, nr, nt, p->core.d, alpha, w->q, p->core.d, w->kp + j0 * p->core.d, p->core.d, beta, w->s,
-               nt);
+    fasi_sgemm(false, true, nr, nt, p->core.d, alpha, w->q, p->core.d, w->kp + j0 * p->core.d,
+               p->core.d, beta, w->s, nt);
 }
 
 /* Apply dropout to the probabilities in w->s (rows x nt, keys j0..j0+nt) and write the drop
@@ -113,13 +112,11 @@ static void dropout_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t head
         return;
     case FASI_DROPOUT_GENERATE:
         for (int64_t r = 0; r < nr; r++)
-            k->dropout_bits(p->seed, p->offset, (uint64_t)(head * p->core.sq + i0 + r), (uint64_t)j0,
-                            (size_t)nt, p->threshold, w->keep + r * nt);
+            k->dropout_bits(p->seed, p->offset, (uint64_t)(head * p->core.sq + i0 + r),
+                            (uint64_t)j0, (size_t)nt, p->threshold, w->keep + r * nt);
         if (p->has_dmask) fasi_mat_store_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt);
         break;
-    case FASI_DROPOUT_INPUT:
-        fasi_mat_load_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt);
-        break;
+    case FASI_DROPOUT_INPUT: fasi_mat_load_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt); break;
     }
     float inv_keep = (float)(1.0 / p->core.keep_prob);
     for (int64_t r = 0; r < nr; r++)
@@ -127,8 +124,8 @@ static void dropout_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t head
 }
 
 /* Materialising: leaves Pd of rows i0..i0+nr-1 over all keys in w->s (row stride sk). */
-static void probs_block(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n,
-                        int64_t i0, int64_t nr)
+static void probs_block(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n, int64_t i0,
+                        int64_t nr)
 {
     const fasi_kernels *k = p->core.kern;
     const int64_t sk = p->core.sk, head = b * p->core.n + n;
@@ -150,8 +147,8 @@ static void probs_block(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, in
 }
 
 /* Streaming: context rows i0..i0+nr-1 into w->c with an online softmax over key tiles. */
-static void streaming_block(const fwd_ctx *ctx, fwd_scratch *w, int64_t b, int64_t n,
-                            int64_t i0, int64_t nr)
+static void streaming_block(const fwd_ctx *ctx, fwd_scratch *w, int64_t b, int64_t n, int64_t i0,
+                            int64_t nr)
 {
     const fasi_fwd_problem *p = ctx->p;
     const fasi_kernels *k = p->core.kern;
@@ -207,10 +204,12 @@ static void forward_task(void *vctx, int thread, int64_t task)
             int64_t i0 = blk * ctx->rows;
             int64_t nr = p->core.sq - i0 < ctx->rows ? p->core.sq - i0 : ctx->rows;
             probs_block(p, w, b, n, i0, nr);
-            fasi_sgemm(true, false, p->core.sk, p->core.dv, nr, 1.0f, w->s, p->core.sk, w->vp + i0 * p->core.dv,
-                       p->core.dv, blk == 0 ? 0.0f : 1.0f, w->c, p->core.dv);
+            fasi_sgemm(true, false, p->core.sk, p->core.dv, nr, 1.0f, w->s, p->core.sk,
+                       w->vp + i0 * p->core.dv, p->core.dv, blk == 0 ? 0.0f : 1.0f, w->c,
+                       p->core.dv);
         }
-        fasi_heads_store_f32(p->core.kern, &p->out, b, n, 0, p->core.sk, 0, p->core.dv, w->c, p->core.dv);
+        fasi_heads_store_f32(p->core.kern, &p->out, b, n, 0, p->core.sk, 0, p->core.dv, w->c,
+                             p->core.dv);
         return;
     }
 
@@ -223,8 +222,8 @@ static void forward_task(void *vctx, int thread, int64_t task)
         streaming_block(ctx, w, b, n, i0, nr);
     } else {
         probs_block(p, w, b, n, i0, nr);
-        fasi_sgemm(false, false, nr, p->core.dv, p->core.sk, 1.0f, w->s, p->core.sk, w->vp, p->core.dv, 0.0f, w->c,
-                   p->core.dv);
+        fasi_sgemm(false, false, nr, p->core.dv, p->core.sk, 1.0f, w->s, p->core.sk, w->vp,
+                   p->core.dv, 0.0f, w->c, p->core.dv);
     }
     fasi_heads_store_f32(p->core.kern, &p->out, b, n, i0, nr, 0, p->core.dv, w->c, p->core.dv);
 }

@@ -2,8 +2,8 @@
 #include "problem/problem.h"
 
 /* Matrix index and stored origin of head (b, n)'s logical element (r0, c0). */
-static void locate(const fasi_heads *h, int64_t b, int64_t n, int64_t r0, int64_t c0,
-                   int64_t *mat, int64_t *sr, int64_t *sc)
+static void locate(const fasi_heads *h, int64_t b, int64_t n, int64_t r0, int64_t c0, int64_t *mat,
+                   int64_t *sr, int64_t *sc)
 {
     int64_t r = r0, c = c0;
     if (h->merged) {

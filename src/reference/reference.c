@@ -177,8 +177,8 @@ fas_status fasi_reference_forward(const fasi_fwd_problem *p)
                 }
             }
 
-            fasi_ref_forward_head(sq, sk, d, dv, q, k, v, mask, p->core.scale, keep, p->core.keep_prob,
-                                  p->transpose_a, probs, ctx);
+            fasi_ref_forward_head(sq, sk, d, dv, q, k, v, mask, p->core.scale, keep,
+                                  p->core.keep_prob, p->transpose_a, probs, ctx);
 
             scatter_head(&p->out, b, n, sq, dv, ctx);
             for (int64_t i = 0; i < sq; i++) {

@@ -7,8 +7,8 @@
  *   v [sk*dv], probs [sq*sk], ctx / dout [sq*dv].
  * - keep is one byte per element of P (sq*sk), nonzero = kept; NULL means every element is
  *   kept. The dropped-out probabilities are Pd[i][j] = P[i][j] * G[i][j] with
- *   G = keep ? 1 / keep_prob : 0, a product as in docs/semantics.md §1 (and torch): a dropped NaN stays
- *   NaN. The pipeline's dropout_apply row kernel computes the same product; §6's G likewise.
+ *   G = keep ? 1 / keep_prob : 0, a product as in docs/semantics.md §1 (and torch): a dropped NaN
+ * stays NaN. The pipeline's dropout_apply row kernel computes the same product; §6's G likewise.
  * - Inputs and outputs must not overlap. */
 #ifndef FASI_REFERENCE_H
 #define FASI_REFERENCE_H

@@ -109,7 +109,7 @@ static void step_two(const void *env, uint64_t group, uint8_t *out)
 }
 
 static void dropout_bits_avx512(uint64_t seed, uint64_t offset, uint64_t row, uint64_t j0, size_t n,
-                              uint64_t threshold, uint8_t *keep)
+                                uint64_t threshold, uint8_t *keep)
 {
     row_env e;
     e.offset = offset;

@@ -11,8 +11,8 @@ void attn_mask_dims(const attn_case *c, int form, int64_t dims[4])
     memcpy(dims, table[form], sizeof table[form]);
 }
 
-void attn_case_alloc(attn_case *c, fast_rng *r, fas_dtype dtype, const fas_format fmt[4],
-                     double lo, double hi, double mlo, double mhi)
+void attn_case_alloc(attn_case *c, fast_rng *r, fas_dtype dtype, const fas_format fmt[4], double lo,
+                     double hi, double mlo, double mhi)
 {
     c->q = c->qt ? fast_tensor_4d(dtype, fmt[0], c->b, c->n, c->d, c->sq)
                  : fast_tensor_4d(dtype, fmt[0], c->b, c->n, c->sq, c->d);
@@ -74,7 +74,8 @@ void attn_oracle_forward(const attn_case *c, const uint8_t *keep, double *probs,
                         x += m[((mb * md[1] + mn) * md[2] + mi) * sk + j];
                     }
                     row[j] = x;
-                    if (!isnan(mx) && (x > mx || isnan(x))) mx = x; /* a NaN max poisons the row, as in torch */
+                    if (!isnan(mx) && (x > mx || isnan(x)))
+                        mx = x; /* a NaN max poisons the row, as in torch */
                 }
                 double sum = 0;
                 for (int64_t j = 0; j < sk; j++) {
@@ -110,8 +111,7 @@ void attn_oracle_forward(const attn_case *c, const uint8_t *keep, double *probs,
 }
 
 fas_status attn_run_forward(const attn_case *c, fas_impl impl, int threads, uint64_t seed,
-                            uint64_t offset, fas_tensor *out, fas_tensor *probs,
-                            fas_tensor *dmask)
+                            uint64_t offset, fas_tensor *out, fas_tensor *probs, fas_tensor *dmask)
 {
     fas_options o;
     fas_options_init(&o);
@@ -121,8 +121,8 @@ fas_status attn_run_forward(const attn_case *c, fas_impl impl, int threads, uint
     o.seed = seed;
     o.offset = offset;
     return fused_attention_score_fwd_ex(&c->q, &c->k, &c->v, attn_mask_ptr(c), c->scale,
-                                        c->keep_prob, c->qt, c->kt, c->ta, c->tb, false, false,
-                                        out, probs, dmask, &o);
+                                        c->keep_prob, c->qt, c->kt, c->ta, c->tb, false, false, out,
+                                        probs, dmask, &o);
 }
 
 void attn_case_print(const attn_case *c, int index)
@@ -130,9 +130,9 @@ void attn_case_print(const attn_case *c, int index)
     printf("  case %d: B=%lld N=%lld Sq=%lld Sk=%lld D=%lld Dv=%lld qt=%d kt=%d ta=%d tb=%d "
            "mask=%d fmt q/k/v/m=%d/%d/%d/%d dtype=%d keep=%g scale=%g\n",
            index, (long long)c->b, (long long)c->n, (long long)c->sq, (long long)c->sk,
-           (long long)c->d, (long long)c->dv, c->qt, c->kt, c->ta, c->tb, c->mask_form,
-           c->q.format, c->k.format, c->v.format, c->mask.data ? (int)c->mask.format : -1,
-           c->q.dtype, c->keep_prob, c->scale);
+           (long long)c->d, (long long)c->dv, c->qt, c->kt, c->ta, c->tb, c->mask_form, c->q.format,
+           c->k.format, c->v.format, c->mask.data ? (int)c->mask.format : -1, c->q.dtype,
+           c->keep_prob, c->scale);
 }
 
 /* GV-F1 (scaled): uniform [-3, 3], key padding of -10000 beyond key 5, scale 0.125, keep 1. */
@@ -168,7 +168,8 @@ void attn_check_gv_f1(int64_t b, int64_t n, int64_t s, int64_t d)
     float *p = fast_to_f32(&probs);
     uint8_t *m = fast_to_u8(&dmask);
     for (int64_t i = 0; i < n_p; i++) {
-        if (i % s >= 6 && p[i] != 0.0f) fail_msg("P[%lld] = %g for a padded key", (long long)i, p[i]);
+        if (i % s >= 6 && p[i] != 0.0f)
+            fail_msg("P[%lld] = %g for a padded key", (long long)i, p[i]);
         assert_int_equal(m[i], 1);
     }
     for (int64_t row = 0; row < b * n * s; row++) {
@@ -180,7 +181,8 @@ void attn_check_gv_f1(int64_t b, int64_t n, int64_t s, int64_t d)
     double *oref_d = malloc((size_t)n_out * sizeof *oref_d);
     assert_non_null(oref_d);
     for (int64_t i = 0; i < n_out; i++) oref_d[i] = oref[i];
-    fast_close_stats st = fast_check_close("GV-F1 context", o, oref_d, n_out, FAST_RTOL, FAST_ATOL_FRAC);
+    fast_close_stats st =
+        fast_check_close("GV-F1 context", o, oref_d, n_out, FAST_RTOL, FAST_ATOL_FRAC);
     printf("  GV-F1 [%lld,%lld,%lld,%lld]: max abs %.3g, max rel %.3g\n", (long long)b,
            (long long)n, (long long)s, (long long)d, st.max_abs, st.max_rel);
     assert_int_equal(st.failures, 0);
@@ -195,4 +197,3 @@ void attn_check_gv_f1(int64_t b, int64_t n, int64_t s, int64_t d)
     fast_tensor_free(&ref);
     attn_case_free(&c);
 }
-

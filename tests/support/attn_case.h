@@ -23,8 +23,8 @@ void attn_mask_dims(const attn_case *c, int form, int64_t dims[4]);
 
 /* Allocate and fill q, k, v (uniform [lo, hi)) and the mask (uniform [mlo, mhi)) in the given
  * formats and dtype. */
-void attn_case_alloc(attn_case *c, fast_rng *r, fas_dtype dtype, const fas_format fmt[4],
-                     double lo, double hi, double mlo, double mhi);
+void attn_case_alloc(attn_case *c, fast_rng *r, fas_dtype dtype, const fas_format fmt[4], double lo,
+                     double hi, double mlo, double mhi);
 void attn_case_free(attn_case *c);
 const fas_tensor *attn_mask_ptr(const attn_case *c);
 
@@ -34,10 +34,9 @@ void attn_oracle_forward(const attn_case *c, const uint8_t *keep, double *probs,
 
 /* Forward through the public API with explicit seed and the given implementation. */
 fas_status attn_run_forward(const attn_case *c, fas_impl impl, int threads, uint64_t seed,
-                            uint64_t offset, fas_tensor *out, fas_tensor *probs,
-                            fas_tensor *dmask);
+                            uint64_t offset, fas_tensor *out, fas_tensor *probs, fas_tensor *dmask);
 
-/* GV-F1 of SEMANTICS.md §8 at shape [b, n, s, d]: q, k, v uniform [-3, 3], key padding of
+/* GV-F1 of docs/semantics.md §8 at shape [b, n, s, d]: q, k, v uniform [-3, 3], key padding of
  * -10000 beyond key 5 broadcast as [b, 1, s, s], scale 0.125, keep 1. Asserts P == 0 for keys
  * >= 6, rows summing to 1, an all-ones drop mask, and the context within the contract of the
  * fp64 reference. */

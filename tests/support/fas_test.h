@@ -68,7 +68,7 @@ size_t fast_elem_size(fas_dtype dt);
 uint32_t fast_get_bits(const void *p, fas_dtype dt, int64_t i);
 void fast_put_bits(void *p, fas_dtype dt, int64_t i, uint32_t v);
 
-/* ---- the test's own model of the layouts (SEMANTICS §7), independent of src/layout:
+/* ---- the test's own model of the layouts (docs/semantics.md §7), independent of src/layout:
  * a descriptor as batch matrices of m x n (rank rules: [n] is [n, 1], a scalar [1, 1]) */
 typedef struct fast_geom {
     int64_t batch, m, n, m1, n1; /* m1, n1: fractal rows and columns, ceil(m/16), ceil(n/16) */
@@ -89,7 +89,7 @@ typedef struct fast_close_stats {
     int64_t failures;
 } fast_close_stats;
 
-/* Accuracy contract of SEMANTICS.md §2: |got - ref| <= atol + rtol*|ref| with
+/* Accuracy contract of docs/semantics.md §2: |got - ref| <= atol + rtol*|ref| with
  * atol = atol_frac * max|ref|. NaN in both at the same place counts as equal. Returns the
  * statistics; on failure prints `what`, the worst index and both values. */
 fast_close_stats fast_check_close(const char *what, const float *got, const double *ref, int64_t n,
