@@ -59,6 +59,25 @@ typedef struct fasi_kernels {
     /* dp[j] = s * p[j] * (dp[j] - c): the softmax backward row pass, s = scale */
     void (*softmax_bwd)(float *dp, const float *p, size_t n, float c, float s);
 
+    /* NPU precision mode (docs/precision.md). h(x) rounds an fp32 value to fp16 (to nearest
+     * even, overflow to +-inf, IEEE subnormals) and back; every entry applies h after each
+     * operation exactly as written, and every level is bit-identical to the portable one. */
+    void (*round_f16)(float *x, size_t n); /* x = h(x) */
+    /* x = h(h(h(x) * sc) + m), m = mask[j] or +0 when mask is NULL: the scores of the cube
+     * rounded, scaled, masked */
+    void (*npu_logits)(float *x, const float *mask, size_t n, float sc);
+    /* e32[j] = exp(h(x[j] - m)) (fasi_exp), x[j] = h(e32[j]) */
+    void (*npu_exp)(float *x, float *e32, size_t n, float m);
+    void (*npu_scale)(float *x, size_t n, float s); /* x = h(x * s) */
+    /* x[j] = h(x[j] * (keep[j] ? g : 0)): Pd = h(G * P) with G = M * g, g an fp16 value */
+    void (*npu_dropout)(float *x, const uint8_t *keep, size_t n, float g);
+    /* t[j] = h(dp[j] * p[j]); returns the fp16 row sum of t: 16-column blocks added pairwise
+     * (an odd count first adds its last block into block 0), then the 16 lanes pairwise
+     * (l + 8, + 4, + 2, + 1), each addition rounded with h. n is a multiple of 16. */
+    float (*npu_rowsum)(const float *dp, const float *p, float *t, size_t n);
+    /* dp[j] = h(h(dp[j] - r) * h(p[j] * sc)): the fused SoftmaxGrad of the NPU backward */
+    void (*npu_softmax_bwd)(float *dp, const float *p, size_t n, float r, float sc);
+
     /* Dropout keep bytes for columns j0 .. j0+n-1 of flattened softmax row `row`; see
      * rng/philox.h for the exact mapping (identical results at every level). */
     void (*dropout_bits)(uint64_t seed, uint64_t offset, uint64_t row, uint64_t j0, size_t n,

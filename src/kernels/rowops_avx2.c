@@ -8,6 +8,7 @@
  * outside the row) or scalar code computing the same expression. */
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 #include "kernels/exp_poly.h"
 #include "kernels/rowops.h"
@@ -205,6 +206,155 @@ static void softmax_bwd(float *dp, const float *p, size_t n, float c, float s)
     for (; j < n; j++) dp[j] = (s * p[j]) * (dp[j] - c);
 }
 
+/* ---- NPU precision mode: each operation rounded to fp16 (h) as written in common/isa.h ----
+ * h is one F16C round trip (round to nearest even from the immediate, whatever MXCSR says),
+ * which the portable conversion reproduces bit for bit. Row tails run the same vector body on
+ * a zero-padded copy of the last elements, and only those elements are copied back. */
+
+static inline __m256 h8(__m256 x)
+{
+    return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+}
+
+static inline float h1(float x) { return _cvtsh_ss(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT)); }
+
+/* keep[0..7] as an all-ones/zero lane mask of the kept lanes */
+static inline __m256 kept8(const uint8_t *keep)
+{
+    __m256i k = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)keep));
+    return _mm256_castsi256_ps(
+        _mm256_xor_si256(_mm256_cmpeq_epi32(k, _mm256_setzero_si256()), _mm256_set1_epi32(-1)));
+}
+
+static inline __m256 logits8(__m256 x, __m256 m, __m256 sc)
+{
+    return h8(_mm256_add_ps(h8(_mm256_mul_ps(h8(x), sc)), m));
+}
+
+static void round_f16(float *x, size_t n)
+{
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(x + j, h8(_mm256_loadu_ps(x + j)));
+    if (j < n) {
+        float b[8] = {0};
+        memcpy(b, x + j, (n - j) * sizeof *b);
+        _mm256_storeu_ps(b, h8(_mm256_loadu_ps(b)));
+        memcpy(x + j, b, (n - j) * sizeof *b);
+    }
+}
+
+static void npu_logits(float *x, const float *mask, size_t n, float sc)
+{
+    const __m256 vsc = _mm256_set1_ps(sc), zero = _mm256_setzero_ps();
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 m = mask ? _mm256_loadu_ps(mask + j) : zero;
+        _mm256_storeu_ps(x + j, logits8(_mm256_loadu_ps(x + j), m, vsc));
+    }
+    if (j < n) {
+        float b[8] = {0}, mb[8] = {0};
+        memcpy(b, x + j, (n - j) * sizeof *b);
+        if (mask) memcpy(mb, mask + j, (n - j) * sizeof *mb);
+        _mm256_storeu_ps(b, logits8(_mm256_loadu_ps(b), _mm256_loadu_ps(mb), vsc));
+        memcpy(x + j, b, (n - j) * sizeof *b);
+    }
+}
+
+static void npu_exp(float *x, float *e32, size_t n, float m)
+{
+    const __m256 vm = _mm256_set1_ps(m);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 e = exp8(h8(_mm256_sub_ps(_mm256_loadu_ps(x + j), vm)));
+        _mm256_storeu_ps(e32 + j, e);
+        _mm256_storeu_ps(x + j, h8(e));
+    }
+    if (j < n) {
+        float b[8] = {0}, eb[8];
+        memcpy(b, x + j, (n - j) * sizeof *b);
+        __m256 e = exp8(h8(_mm256_sub_ps(_mm256_loadu_ps(b), vm)));
+        _mm256_storeu_ps(eb, e);
+        _mm256_storeu_ps(b, h8(e));
+        memcpy(e32 + j, eb, (n - j) * sizeof *eb);
+        memcpy(x + j, b, (n - j) * sizeof *b);
+    }
+}
+
+static void npu_scale(float *x, size_t n, float s)
+{
+    const __m256 vs = _mm256_set1_ps(s);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(x + j, h8(_mm256_mul_ps(_mm256_loadu_ps(x + j), vs)));
+    if (j < n) {
+        float b[8] = {0};
+        memcpy(b, x + j, (n - j) * sizeof *b);
+        _mm256_storeu_ps(b, h8(_mm256_mul_ps(_mm256_loadu_ps(b), vs)));
+        memcpy(x + j, b, (n - j) * sizeof *b);
+    }
+}
+
+static void npu_dropout(float *x, const uint8_t *keep, size_t n, float g)
+{
+    const __m256 vg = _mm256_set1_ps(g);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 gk = _mm256_and_ps(kept8(keep + j), vg);
+        _mm256_storeu_ps(x + j, h8(_mm256_mul_ps(_mm256_loadu_ps(x + j), gk)));
+    }
+    if (j < n) {
+        float b[8] = {0};
+        uint8_t kb[8] = {0};
+        memcpy(b, x + j, (n - j) * sizeof *b);
+        memcpy(kb, keep + j, n - j);
+        __m256 gk = _mm256_and_ps(kept8(kb), vg);
+        _mm256_storeu_ps(b, h8(_mm256_mul_ps(_mm256_loadu_ps(b), gk)));
+        memcpy(x + j, b, (n - j) * sizeof *b);
+    }
+}
+
+static float npu_rowsum(const float *dp, const float *p, float *t, size_t n)
+{
+    for (size_t j = 0; j < n; j += 8)
+        _mm256_storeu_ps(t + j, h8(_mm256_mul_ps(_mm256_loadu_ps(dp + j), _mm256_loadu_ps(p + j))));
+    for (size_t blocks = n / 16; blocks > 1; blocks /= 2) {
+        if (blocks % 2) {
+            blocks--;
+            for (size_t l = 0; l < 16; l += 8)
+                _mm256_storeu_ps(t + l, h8(_mm256_add_ps(_mm256_loadu_ps(t + l),
+                                                         _mm256_loadu_ps(t + blocks * 16 + l))));
+        }
+        const size_t half = blocks / 2 * 16;
+        for (size_t j = 0; j < half; j += 8)
+            _mm256_storeu_ps(
+                t + j, h8(_mm256_add_ps(_mm256_loadu_ps(t + j), _mm256_loadu_ps(t + j + half))));
+    }
+    for (size_t w = 8; w >= 1; w /= 2)
+        for (size_t l = 0; l < w; l++) t[l] = h1(t[l] + t[l + w]);
+    return t[0];
+}
+
+static inline __m256 softmax_bwd8(__m256 dp, __m256 p, __m256 r, __m256 sc)
+{
+    return h8(_mm256_mul_ps(h8(_mm256_sub_ps(dp, r)), h8(_mm256_mul_ps(p, sc))));
+}
+
+static void npu_softmax_bwd(float *dp, const float *p, size_t n, float r, float sc)
+{
+    const __m256 vr = _mm256_set1_ps(r), vsc = _mm256_set1_ps(sc);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(dp + j,
+                         softmax_bwd8(_mm256_loadu_ps(dp + j), _mm256_loadu_ps(p + j), vr, vsc));
+    if (j < n) {
+        float b[8] = {0}, pb[8] = {0};
+        memcpy(b, dp + j, (n - j) * sizeof *b);
+        memcpy(pb, p + j, (n - j) * sizeof *pb);
+        _mm256_storeu_ps(b, softmax_bwd8(_mm256_loadu_ps(b), _mm256_loadu_ps(pb), vr, vsc));
+        memcpy(dp + j, b, (n - j) * sizeof *b);
+    }
+}
+
 void fasi_register_rowops_avx2(fasi_kernels *k)
 {
     k->row_max = row_max;
@@ -214,4 +364,11 @@ void fasi_register_rowops_avx2(fasi_kernels *k)
     k->dot = dot;
     k->dropout_apply = dropout_apply;
     k->softmax_bwd = softmax_bwd;
+    k->round_f16 = round_f16;
+    k->npu_logits = npu_logits;
+    k->npu_exp = npu_exp;
+    k->npu_scale = npu_scale;
+    k->npu_dropout = npu_dropout;
+    k->npu_rowsum = npu_rowsum;
+    k->npu_softmax_bwd = npu_softmax_bwd;
 }

@@ -206,6 +206,106 @@ static void softmax_bwd(float *dp, const float *p, size_t n, float c, float s)
     }
 }
 
+/* ---- NPU precision mode: each operation rounded to fp16 (h) as written in common/isa.h ----
+ * h is one round trip through vcvtps2ph (round to nearest even from the immediate) and
+ * vcvtph2ps, which the portable conversion reproduces bit for bit. Tails use masked loads and
+ * stores. */
+
+static inline __m512 h16(__m512 x)
+{
+    return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+}
+
+static inline float h1(float x) { return _cvtsh_ss(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT)); }
+
+/* The lanes of keep[j .. j+m) that are nonzero (m <= 16; lanes past m clear). */
+static inline __mmask16 kept16(const uint8_t *keep, __mmask16 valid)
+{
+    __m128i k = _mm_maskz_loadu_epi8(valid, keep);
+    return _mm_test_epi8_mask(k, k);
+}
+
+static void round_f16(float *x, size_t n)
+{
+    for (size_t j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : tail_mask(n - j);
+        _mm512_mask_storeu_ps(x + j, m, h16(_mm512_maskz_loadu_ps(m, x + j)));
+    }
+}
+
+static void npu_logits(float *x, const float *mask, size_t n, float sc)
+{
+    const __m512 vsc = _mm512_set1_ps(sc);
+    for (size_t j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : tail_mask(n - j);
+        __m512 add = mask ? _mm512_maskz_loadu_ps(m, mask + j) : _mm512_setzero_ps();
+        __m512 v = h16(_mm512_mul_ps(h16(_mm512_maskz_loadu_ps(m, x + j)), vsc));
+        _mm512_mask_storeu_ps(x + j, m, h16(_mm512_add_ps(v, add)));
+    }
+}
+
+static void npu_exp(float *x, float *e32, size_t n, float mx)
+{
+    const __m512 vm = _mm512_set1_ps(mx);
+    for (size_t j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : tail_mask(n - j);
+        __m512 e = exp16(h16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), vm)));
+        _mm512_mask_storeu_ps(e32 + j, m, e);
+        _mm512_mask_storeu_ps(x + j, m, h16(e));
+    }
+}
+
+static void npu_scale(float *x, size_t n, float s)
+{
+    const __m512 vs = _mm512_set1_ps(s);
+    for (size_t j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : tail_mask(n - j);
+        _mm512_mask_storeu_ps(x + j, m, h16(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + j), vs)));
+    }
+}
+
+static void npu_dropout(float *x, const uint8_t *keep, size_t n, float g)
+{
+    const __m512 vg = _mm512_set1_ps(g);
+    for (size_t j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : tail_mask(n - j);
+        __m512 gk = _mm512_maskz_mov_ps(kept16(keep + j, m), vg);
+        _mm512_mask_storeu_ps(x + j, m, h16(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + j), gk)));
+    }
+}
+
+static float npu_rowsum(const float *dp, const float *p, float *t, size_t n)
+{
+    for (size_t j = 0; j < n; j += 16)
+        _mm512_storeu_ps(t + j,
+                         h16(_mm512_mul_ps(_mm512_loadu_ps(dp + j), _mm512_loadu_ps(p + j))));
+    for (size_t blocks = n / 16; blocks > 1; blocks /= 2) {
+        if (blocks % 2) {
+            blocks--;
+            _mm512_storeu_ps(
+                t, h16(_mm512_add_ps(_mm512_loadu_ps(t), _mm512_loadu_ps(t + blocks * 16))));
+        }
+        const size_t half = blocks / 2 * 16;
+        for (size_t j = 0; j < half; j += 16)
+            _mm512_storeu_ps(
+                t + j, h16(_mm512_add_ps(_mm512_loadu_ps(t + j), _mm512_loadu_ps(t + j + half))));
+    }
+    for (size_t w = 8; w >= 1; w /= 2)
+        for (size_t l = 0; l < w; l++) t[l] = h1(t[l] + t[l + w]);
+    return t[0];
+}
+
+static void npu_softmax_bwd(float *dp, const float *p, size_t n, float r, float sc)
+{
+    const __m512 vr = _mm512_set1_ps(r), vsc = _mm512_set1_ps(sc);
+    for (size_t j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : tail_mask(n - j);
+        __m512 u = h16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, dp + j), vr));
+        __m512 ps = h16(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + j), vsc));
+        _mm512_mask_storeu_ps(dp + j, m, h16(_mm512_mul_ps(u, ps)));
+    }
+}
+
 void fasi_register_rowops_avx512(fasi_kernels *k)
 {
     k->row_max = row_max;
@@ -215,4 +315,11 @@ void fasi_register_rowops_avx512(fasi_kernels *k)
     k->dot = dot;
     k->dropout_apply = dropout_apply;
     k->softmax_bwd = softmax_bwd;
+    k->round_f16 = round_f16;
+    k->npu_logits = npu_logits;
+    k->npu_exp = npu_exp;
+    k->npu_scale = npu_scale;
+    k->npu_dropout = npu_dropout;
+    k->npu_rowsum = npu_rowsum;
+    k->npu_softmax_bwd = npu_softmax_bwd;
 }

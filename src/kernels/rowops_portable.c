@@ -9,6 +9,7 @@
 
 #include "kernels/exp_poly.h"
 #include "kernels/rowops.h"
+#include "layout/layout.h"
 
 static float row_max(const float *x, size_t n)
 {
@@ -79,6 +80,59 @@ static void softmax_bwd(float *dp, const float *p, size_t n, float c, float s)
     for (size_t j = 0; j < n; j++) dp[j] = (s * p[j]) * (dp[j] - c);
 }
 
+/* ---- NPU precision mode: each operation rounded to fp16 (h) as written in common/isa.h ---- */
+
+static inline float h(float x) { return fasi_f16_to_f32(fasi_f32_to_f16(x)); }
+
+static void round_f16(float *x, size_t n)
+{
+    for (size_t j = 0; j < n; j++) x[j] = h(x[j]);
+}
+
+static void npu_logits(float *x, const float *mask, size_t n, float sc)
+{
+    for (size_t j = 0; j < n; j++) x[j] = h(h(h(x[j]) * sc) + (mask ? mask[j] : 0.0f));
+}
+
+static void npu_exp(float *x, float *e32, size_t n, float m)
+{
+    for (size_t j = 0; j < n; j++) {
+        e32[j] = fasi_exp(h(x[j] - m));
+        x[j] = h(e32[j]);
+    }
+}
+
+static void npu_scale(float *x, size_t n, float s)
+{
+    for (size_t j = 0; j < n; j++) x[j] = h(x[j] * s);
+}
+
+static void npu_dropout(float *x, const uint8_t *keep, size_t n, float g)
+{
+    for (size_t j = 0; j < n; j++) x[j] = h(x[j] * (keep[j] ? g : 0.0f));
+}
+
+static float npu_rowsum(const float *dp, const float *p, float *t, size_t n)
+{
+    for (size_t j = 0; j < n; j++) t[j] = h(dp[j] * p[j]);
+    for (size_t blocks = n / 16; blocks > 1; blocks /= 2) {
+        if (blocks % 2) {
+            blocks--;
+            for (size_t l = 0; l < 16; l++) t[l] = h(t[l] + t[blocks * 16 + l]);
+        }
+        const size_t half = blocks / 2 * 16;
+        for (size_t j = 0; j < half; j++) t[j] = h(t[j] + t[j + half]);
+    }
+    for (size_t w = 8; w >= 1; w /= 2)
+        for (size_t l = 0; l < w; l++) t[l] = h(t[l] + t[l + w]);
+    return t[0];
+}
+
+static void npu_softmax_bwd(float *dp, const float *p, size_t n, float r, float sc)
+{
+    for (size_t j = 0; j < n; j++) dp[j] = h(h(dp[j] - r) * h(p[j] * sc));
+}
+
 void fasi_register_rowops_portable(fasi_kernels *k)
 {
     k->row_max = row_max;
@@ -88,4 +142,11 @@ void fasi_register_rowops_portable(fasi_kernels *k)
     k->dot = dot;
     k->dropout_apply = dropout_apply;
     k->softmax_bwd = softmax_bwd;
+    k->round_f16 = round_f16;
+    k->npu_logits = npu_logits;
+    k->npu_exp = npu_exp;
+    k->npu_scale = npu_scale;
+    k->npu_dropout = npu_dropout;
+    k->npu_rowsum = npu_rowsum;
+    k->npu_softmax_bwd = npu_softmax_bwd;
 }
