@@ -70,7 +70,7 @@ extern "C" {
 #endif
 
 #define FAS_VERSION_MAJOR 0
-#define FAS_VERSION_MINOR 1
+#define FAS_VERSION_MINOR 2
 #define FAS_VERSION_PATCH 0
 
 /* "MAJOR.MINOR.PATCH" of the library actually linked; static storage, never NULL. */
@@ -175,6 +175,16 @@ typedef enum fas_impl {
  * "portable". Static storage, never NULL. */
 FAS_API const char *fas_simd_level(void);
 
+/* Where the computation rounds. FAS_PRECISION_FP32 (the default): every stage in fp32 (the
+ * reference in fp64), each output rounded once. FAS_PRECISION_NPU: a model of the Ascend
+ * kernels, which round to fp16 after almost every step and whose row maximum leaves some
+ * 16-column blocks out when S / 16 is not a power of two (docs/precision.md): the result a
+ * verifier should expect from the NPU, overflows to inf/NaN included. The NPU mode serves the
+ * NPU's domain only: FLOAT16 tensors (the drop mask UINT8), Sq == Sk, Dv == D, S and D
+ * multiples of 16, S a multiple of 64 for the backward, all six flags false, FAS_IMPL_AUTO or
+ * a SIMD level; anything else is FAS_ERR_UNSUPPORTED with a sentence naming the constraint. */
+typedef enum fas_precision { FAS_PRECISION_FP32 = 0, FAS_PRECISION_NPU = 1 } fas_precision;
+
 /* Fill with fas_options_init() before setting fields. struct_size lets the library read options
  * built against an older, shorter version of this struct; new fields are only ever appended.
  *
@@ -190,9 +200,11 @@ typedef struct fas_options {
     uint64_t offset;         /* Philox counter offset for dropout */
     bool drop_mask_is_input; /* _fwd only: read drop_mask as given instead of generating it */
     fas_impl impl;           /* implementation choice, default FAS_IMPL_AUTO */
+    fas_precision precision; /* default FAS_PRECISION_FP32; see fas_precision (since 0.2) */
 } fas_options;
 
-/* Defaults: every field zero (num_threads 0, no seed, generated mask, FAS_IMPL_AUTO). Inline so
+/* Defaults: every field zero (num_threads 0, no seed, generated mask, FAS_IMPL_AUTO,
+ * FAS_PRECISION_FP32). Inline so
  * that struct_size is the size the caller was compiled with. */
 static inline void fas_options_init(fas_options *options)
 {

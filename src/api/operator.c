@@ -26,7 +26,17 @@ static void heads_init(fasi_heads *h, const fas_tensor *t, bool trans, int64_t h
 static fasi_core make_core(const fasi_shape *s, double scale, double keep_prob,
                            const fasi_options *o)
 {
-    fasi_core c = {s->b, s->n, s->sq, s->sk, s->d, s->dv, scale, keep_prob, o->threads, o->kern};
+    fasi_core c = {s->b,
+                   s->n,
+                   s->sq,
+                   s->sk,
+                   s->d,
+                   s->dv,
+                   scale,
+                   keep_prob,
+                   o->threads,
+                   o->kern,
+                   o->precision == FAS_PRECISION_NPU};
     return c;
 }
 
@@ -35,8 +45,9 @@ static fasi_core make_core(const fasi_shape *s, double scale, double keep_prob,
 static fas_status forward_impl(const fas_tensor *q, const fas_tensor *k, const fas_tensor *v,
                                const fas_tensor *mask, double scale, double keep_prob,
                                bool query_transpose, bool key_transpose, bool transpose_a,
-                               bool transpose_b, fas_tensor *out, fas_tensor *probs,
-                               fas_tensor *dmask, const fas_options *options)
+                               bool transpose_b, bool value_transpose, bool dx_transpose,
+                               fas_tensor *out, fas_tensor *probs, fas_tensor *dmask,
+                               const fas_options *options)
 {
     fas_status st;
     fasi_shape s;
@@ -54,6 +65,16 @@ static fas_status forward_impl(const fas_tensor *q, const fas_tensor *k, const f
         return st;
     if (dmask && (st = fasi_check_probs_like(dmask, "drop_mask", &s, true)) != FAS_OK) return st;
     if ((st = fasi_resolve_options(options, &ro)) != FAS_OK) return st;
+    if (ro.precision == FAS_PRECISION_NPU) {
+        fasi_named ts[6] = {{"query_layer", q},       {"key_layer", k},
+                            {"value_layer", v},       {"attention_mask", mask},
+                            {"attention_score", out}, {"softmax_output", probs}};
+        fasi_flag fl[6] = {
+            {"query_transpose", query_transpose},   {"key_transpose", key_transpose},
+            {"bmm_score_transpose_a", transpose_a}, {"bmm_score_transpose_b", transpose_b},
+            {"value_transpose", value_transpose},   {"dx_transpose", dx_transpose}};
+        if ((st = fasi_check_npu_domain(&s, false, ts, 6, fl, 6)) != FAS_OK) return st;
+    }
     bool mask_in = ro.drop_mask_is_input;
     if (mask_in && !dmask && keep_prob < 1.0)
         return fasi_fail(
@@ -118,12 +139,13 @@ fas_status fused_attention_score_fwd_ex(const fas_tensor *query_layer, const fas
                                         fas_tensor *attention_score, fas_tensor *softmax_output,
                                         fas_tensor *drop_mask, const fas_options *options)
 {
-    (void)value_transpose; /* backward-only flags: accepted and ignored, as on the NPU */
-    (void)dx_transpose;
+    /* value_transpose and dx_transpose describe the backward's inputs: the forward ignores
+     * them, as the NPU does, except that the NPU precision mode requires them false */
     fasi_clear_error();
     return forward_impl(query_layer, key_layer, value_layer, attention_mask, scale, keep_prob,
                         query_transpose, key_transpose, bmm_score_transpose_a,
-                        bmm_score_transpose_b, attention_score, softmax_output, drop_mask, options);
+                        bmm_score_transpose_b, value_transpose, dx_transpose, attention_score,
+                        softmax_output, drop_mask, options);
 }
 
 fas_status fused_attention_score_fwd(const fas_tensor *query_layer, const fas_tensor *key_layer,
@@ -230,6 +252,19 @@ static fas_status backward_impl(const fas_tensor *dout, const fas_tensor *probs,
     if ((st = fasi_check_grad_output(dv, "value_dw", &s, s.sk, "Sk", s.dv, "Dv")) != FAS_OK)
         return st;
     if ((st = fasi_resolve_options(options, &ro)) != FAS_OK) return st;
+    if (ro.precision == FAS_PRECISION_NPU) {
+        fasi_named ts[7] = {{"grad_output", dout}, {"softmax_output", probs}, {"query_layer", q},
+                            {"key_layer", k},      {"value_layer", v},        {"query_dx", dq},
+                            {"key_dw", dk}};
+        fasi_named ts2[1] = {{"value_dw", dv}};
+        fasi_flag fl[4] = {{"query_transpose", query_transpose},
+                           {"key_transpose", key_transpose},
+                           {"value_transpose", value_transpose},
+                           {"dx_transpose", dx_transpose}};
+        if ((st = fasi_check_npu_domain(&s, true, ts, 7, fl, 4)) != FAS_OK ||
+            (st = fasi_check_npu_domain(&s, true, ts2, 1, NULL, 0)) != FAS_OK)
+            return st;
+    }
 
     fasi_named ins[6] = {{"grad_output", dout}, {"softmax_output", probs}, {"query_layer", q},
                          {"key_layer", k},      {"value_layer", v},        {"drop_mask", dmask}};

@@ -17,6 +17,7 @@ fas_status fasi_resolve_options(const fas_options *o, fasi_options *r)
 {
     memset(r, 0, sizeof *r);
     r->impl = FAS_IMPL_AUTO;
+    r->precision = FAS_PRECISION_FP32;
     int requested = 0;
     if (o) {
         if (o->struct_size < offsetof(fas_options, num_threads) + sizeof o->num_threads)
@@ -31,7 +32,11 @@ fas_status fasi_resolve_options(const fas_options *o, fasi_options *r)
         if (HAS_FIELD(o, offset)) r->offset = o->offset;
         if (HAS_FIELD(o, drop_mask_is_input)) r->drop_mask_is_input = o->drop_mask_is_input;
         if (HAS_FIELD(o, impl)) r->impl = o->impl;
+        if (HAS_FIELD(o, precision)) r->precision = o->precision;
     }
+    if (r->precision != FAS_PRECISION_FP32 && r->precision != FAS_PRECISION_NPU)
+        return fasi_fail(FAS_ERR_VALUE, "options: precision %d is not a fas_precision value",
+                         (int)r->precision);
     r->threads = fasi_resolve_threads(requested);
     fasi_isa isa;
     switch (r->impl) {
@@ -43,6 +48,10 @@ fas_status fasi_resolve_options(const fas_options *o, fasi_options *r)
     default:
         return fasi_fail(FAS_ERR_VALUE, "options: impl %d is not a fas_impl value", (int)r->impl);
     }
+    if (r->impl == FAS_IMPL_REFERENCE && r->precision == FAS_PRECISION_NPU)
+        return fasi_fail(FAS_ERR_UNSUPPORTED,
+                         "options: the fp64 reference (FAS_IMPL_REFERENCE) computes the exact "
+                         "result and has no NPU precision mode; use FAS_IMPL_AUTO or a SIMD level");
     r->kern = fasi_kernels_for(isa);
     if (!r->kern)
         return fasi_fail(FAS_ERR_UNSUPPORTED,

@@ -16,11 +16,12 @@ typedef struct fasi_options {
     bool drop_mask_is_input;
     fas_impl impl;
     const fasi_kernels *kern;
+    fas_precision precision;
 } fasi_options;
 
 /* NULL means defaults. FAS_ERR_VALUE for a struct_size too small to hold num_threads, a
- * negative num_threads or an unknown impl; FAS_ERR_UNSUPPORTED for a SIMD level this build or
- * CPU lacks. */
+ * negative num_threads, an unknown impl or precision; FAS_ERR_UNSUPPORTED for a SIMD level this
+ * build or CPU lacks, and for the fp64 reference in the NPU precision mode. */
 fas_status fasi_resolve_options(const fas_options *o, fasi_options *r);
 
 #endif

@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "api/validate.h"
 
@@ -198,4 +199,51 @@ fas_status fasi_check_grad_output(const fas_tensor *t, const char *name, const f
     }
     return fasi_fail(FAS_ERR_SHAPE, "%s: ndim is %d but must be 2 ([B*S, N*D]) or 4 ([B,N,S,D])",
                      name, t->ndim);
+}
+
+fas_status fasi_check_npu_domain(const fasi_shape *s, bool backward, const fasi_named *tensors,
+                                 int n, const fasi_flag *flags, int n_flags)
+{
+    for (int i = 0; i < n; i++) {
+        const fas_tensor *t = tensors[i].t;
+        if (!t || strcmp(tensors[i].name, "drop_mask") == 0) continue;
+        if (t->dtype != FAS_DTYPE_FLOAT16)
+            return fasi_fail(FAS_ERR_UNSUPPORTED,
+                             "%s: the NPU precision mode takes FLOAT16 tensors only (the NPU's "
+                             "dtype), not dtype %d",
+                             tensors[i].name, (int)t->dtype);
+    }
+    for (int i = 0; i < n_flags; i++)
+        if (flags[i].value)
+            return fasi_fail(FAS_ERR_UNSUPPORTED,
+                             "%s: the NPU precision mode needs all six transpose flags false (the "
+                             "NPU's kernels ignore them)",
+                             flags[i].name);
+    if (s->sq != s->sk)
+        return fasi_fail(FAS_ERR_UNSUPPORTED,
+                         "key_layer: the NPU precision mode needs Sq == Sk (the NPU's kernel), but "
+                         "Sq is %lld and Sk is %lld",
+                         (long long)s->sq, (long long)s->sk);
+    if (s->dv != s->d)
+        return fasi_fail(
+            FAS_ERR_UNSUPPORTED,
+            "value_layer: the NPU precision mode needs Dv == D (the NPU's kernel), but "
+            "Dv is %lld and D is %lld",
+            (long long)s->dv, (long long)s->d);
+    if (s->sq % 16 != 0)
+        return fasi_fail(FAS_ERR_UNSUPPORTED,
+                         "query_layer: the NPU precision mode needs S a multiple of 16 (the NPU's "
+                         "fractal), but S is %lld",
+                         (long long)s->sq);
+    if (s->d % 16 != 0)
+        return fasi_fail(FAS_ERR_UNSUPPORTED,
+                         "query_layer: the NPU precision mode needs D a multiple of 16 (the NPU's "
+                         "fractal), but D is %lld",
+                         (long long)s->d);
+    if (backward && s->sq % 64 != 0)
+        return fasi_fail(FAS_ERR_UNSUPPORTED,
+                         "query_layer: the NPU precision mode's backward needs S a multiple of 64 "
+                         "(the NPU's AttentionScoreGrad), but S is %lld",
+                         (long long)s->sq);
+    return FAS_OK;
 }

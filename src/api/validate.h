@@ -54,11 +54,25 @@ fas_status fasi_check_grad_output(const fas_tensor *t, const char *name, const f
 /* scale finite and within fp32; keep_prob in (0, 1]. */
 fas_status fasi_check_scalars(double scale, double keep_prob);
 
-/* No output overlaps an input or another output; NULL tensors are skipped. */
+/* A tensor argument and its name, for checks over several of them. */
 typedef struct fasi_named {
     const char *name;
     const fas_tensor *t;
 } fasi_named;
+
+/* The NPU precision mode's domain (docs/precision.md): every tensor of tensors[0..n) FLOAT16
+ * (UINT8 for a drop mask: the entries whose name is "drop_mask" are skipped), Sq == Sk,
+ * Dv == D, S and D multiples of 16, S a multiple of 64 when backward, every flag false (names
+ * and values in flags[0..n_flags)). FAS_ERR_UNSUPPORTED with a sentence naming the constraint. */
+typedef struct fasi_flag {
+    const char *name;
+    bool value;
+} fasi_flag;
+
+fas_status fasi_check_npu_domain(const fasi_shape *s, bool backward, const fasi_named *tensors,
+                                 int n, const fasi_flag *flags, int n_flags);
+
+/* No output overlaps an input or another output; NULL tensors are skipped. */
 
 fas_status fasi_check_aliasing(const fasi_named *outs, int n_outs, const fasi_named *ins,
                                int n_ins);

@@ -13,6 +13,7 @@
 #include "common/memory.h"
 #include "problem/problem.h"
 #include "common/status.h"
+#include "pipeline/npu.h"
 #include "pipeline/parallel.h"
 
 enum { ROWS = 128 /* query rows per block */ };
@@ -23,12 +24,14 @@ typedef struct bwd_scratch {
     uint8_t *keep;           /* rows x sk */
     float *q, *k, *v, *dout; /* sq x d, sk x d, sk x dv, sq x dv */
     float *dq, *dk, *dv;     /* sq x d, sk x d, sk x dv */
+    float *row;              /* sk: one row of products (NPU precision) */
 } bwd_scratch;
 
 typedef struct bwd_ctx {
     const fasi_bwd_problem *p;
     bwd_scratch *scratch;
-    int64_t rows; /* rows per block */
+    int64_t rows;             /* rows per block */
+    const fasi_npu_plan *npu; /* NPU precision mode; NULL for fp32 */
 } bwd_ctx;
 
 static void backward_task(void *vctx, int thread, int64_t task)
@@ -58,7 +61,10 @@ static void backward_task(void *vctx, int thread, int64_t task)
         /* One pass per row while it is in cache: dP .* G, its dot with P, the softmax
          * backward (t becomes dA), then P .* G in place (p becomes Pd, which only dV needs). */
         fasi_sgemm(false, true, nr, sk, dv, 1.0f, dout, dv, w->v, dv, 0.0f, w->t, sk);
-        for (int64_t i = 0; i < nr; i++) {
+        for (int64_t i = 0; ctx->npu && i < nr; i++)
+            fasi_npu_softmax_bwd_row(ctx->npu, k, w->t + i * sk, w->p + i * sk,
+                                     p->has_dmask ? w->keep + i * sk : NULL, w->row);
+        for (int64_t i = 0; !ctx->npu && i < nr; i++) {
             float *row = w->t + i * sk, *prow = w->p + i * sk;
             const uint8_t *keep = w->keep + i * sk;
             if (p->has_dmask) k->dropout_apply(row, keep, (size_t)sk, inv_keep);
@@ -90,6 +96,7 @@ static void carve_scratch(const fasi_bwd_problem *p, int64_t rows, fasi_arena *a
     w->dq = fasi_arena_take(a, sq * d, sizeof(float));
     w->dk = fasi_arena_take(a, sk * d, sizeof(float));
     w->dv = fasi_arena_take(a, sk * dv, sizeof(float));
+    w->row = fasi_arena_take(a, p->core.npu ? sk : 0, sizeof(float));
 }
 
 fas_status fasi_pipeline_backward(const fasi_bwd_problem *p)
@@ -99,6 +106,11 @@ fas_status fasi_pipeline_backward(const fasi_bwd_problem *p)
     int threads = p->core.threads;
     if (threads > ntasks) threads = (int)ntasks;
     const int64_t rows = p->core.sq < ROWS ? p->core.sq : ROWS;
+    fasi_npu_plan plan;
+    if (p->core.npu) {
+        fas_status st = fasi_npu_plan_init(&plan, p->core.sk, p->core.scale, p->core.keep_prob);
+        if (st != FAS_OK) return st;
+    }
 
     fasi_arena measure = fasi_arena_at(NULL);
     bwd_scratch layout;
@@ -108,6 +120,7 @@ fas_status fasi_pipeline_backward(const fasi_bwd_problem *p)
     if (!mem || !scratch) {
         fasi_free(mem);
         fasi_free(scratch);
+        if (p->core.npu) fasi_npu_plan_free(&plan);
         return fasi_fail(FAS_ERR_NO_MEMORY,
                          "backward scratch of %d thread(s) for Sq = %lld, Sk = %lld could not be "
                          "allocated",
@@ -117,7 +130,7 @@ fas_status fasi_pipeline_backward(const fasi_bwd_problem *p)
         fasi_arena a = fasi_arena_at(mem + measure.used * (size_t)t);
         carve_scratch(p, rows, &a, &scratch[t]);
     }
-    bwd_ctx ctx = {p, scratch, rows};
+    bwd_ctx ctx = {p, scratch, rows, p->core.npu ? &plan : NULL};
     fasi_parallel_for(threads, ntasks, 1, backward_task, &ctx);
 
     fasi_mat_zero_padding(&p->dq.mat);
@@ -125,5 +138,6 @@ fas_status fasi_pipeline_backward(const fasi_bwd_problem *p)
     fasi_mat_zero_padding(&p->dv_out.mat);
     fasi_free(mem);
     fasi_free(scratch);
+    if (p->core.npu) fasi_npu_plan_free(&plan);
     return FAS_OK;
 }

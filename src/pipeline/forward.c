@@ -22,6 +22,7 @@
 #include "common/memory.h"
 #include "problem/problem.h"
 #include "common/status.h"
+#include "pipeline/npu.h"
 #include "pipeline/parallel.h"
 
 enum {
@@ -38,6 +39,7 @@ typedef struct fwd_scratch {
     float *c;      /* rows x dv (sk x dv with transpose_a) */
     float *mrow;   /* tile: one mask row (scale == 0 only) */
     float *m, *l;  /* rows: running max and sum (streaming) */
+    float *e32;    /* sk: the fp32 exps of one row (NPU precision) */
     int64_t head;  /* head whose K, V are in kp, vp; -1 none */
 } fwd_scratch;
 
@@ -48,6 +50,7 @@ typedef struct fwd_ctx {
     int64_t blocks;       /* row blocks per head */
     int64_t tile;         /* keys per tile (sk when materialising) */
     bool streaming;
+    const fasi_npu_plan *npu; /* NPU precision mode; NULL for fp32 */
 } fwd_ctx;
 
 static void load_head_panels(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n)
@@ -99,8 +102,8 @@ static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int
 
 /* Apply dropout to the probabilities in w->s (rows x nt, keys j0..j0+nt) and write the drop
  * mask's tile when it is an output. */
-static void dropout_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t head, int64_t i0,
-                         int64_t nr, int64_t j0, int64_t nt)
+static void dropout_tile(const fasi_fwd_problem *p, const fasi_npu_plan *npu, fwd_scratch *w,
+                         int64_t head, int64_t i0, int64_t nr, int64_t j0, int64_t nt)
 {
     const fasi_kernels *k = p->core.kern;
     switch (p->dropout) {
@@ -118,18 +121,46 @@ static void dropout_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t head
         break;
     case FASI_DROPOUT_INPUT: fasi_mat_load_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt); break;
     }
+    if (npu) {
+        for (int64_t r = 0; r < nr; r++)
+            k->npu_dropout(w->s + r * nt, w->keep + r * nt, (size_t)nt, npu->g);
+        return;
+    }
     float inv_keep = (float)(1.0 / p->core.keep_prob);
     for (int64_t r = 0; r < nr; r++)
         k->dropout_apply(w->s + r * nt, w->keep + r * nt, (size_t)nt, inv_keep);
 }
 
+/* The NPU precision mode's softmax of rows i0..i0+nr-1 into w->s (pipeline/npu.h): the cube's
+ * scores Q.K^T unscaled, then the row pass with the mask added after scaling. */
+static void npu_softmax_block(const fasi_fwd_problem *p, const fasi_npu_plan *npu, fwd_scratch *w,
+                              int64_t b, int64_t n, int64_t i0, int64_t nr)
+{
+    const fasi_kernels *k = p->core.kern;
+    const int64_t sk = p->core.sk, d = p->core.d;
+    fasi_sgemm(false, true, nr, sk, d, 1.0f, w->q, d, w->kp, d, 0.0f, w->s, sk);
+    const int64_t mmat = p->mask.present ? fasi_mask_matrix(&p->mask, b, n) : 0;
+    for (int64_t r = 0; r < nr; r++) {
+        if (p->mask.present && (r == 0 || p->mask.mask_rows != 1))
+            fasi_mat_load_f32(k, &p->mask.mat, mmat, false, p->mask.mask_rows == 1 ? 0 : i0 + r, 1,
+                              0, sk, w->mrow, sk);
+        fasi_npu_softmax_row(npu, k, w->s + r * sk, p->mask.present ? w->mrow : NULL, w->e32);
+    }
+}
+
 /* Materialising: leaves Pd of rows i0..i0+nr-1 over all keys in w->s (row stride sk). */
-static void probs_block(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n, int64_t i0,
-                        int64_t nr)
+static void probs_block(const fasi_fwd_problem *p, const fasi_npu_plan *npu, fwd_scratch *w,
+                        int64_t b, int64_t n, int64_t i0, int64_t nr)
 {
     const fasi_kernels *k = p->core.kern;
     const int64_t sk = p->core.sk, head = b * p->core.n + n;
     fasi_heads_load_f32(k, &p->q, b, n, i0, nr, 0, p->core.d, w->q, p->core.d);
+    if (npu) {
+        npu_softmax_block(p, npu, w, b, n, i0, nr);
+        if (p->has_probs) fasi_mat_store_f32(k, &p->probs, head, i0, nr, 0, sk, w->s, sk);
+        dropout_tile(p, npu, w, head, i0, nr, 0, sk);
+        return;
+    }
     score_tile(p, w, b, n, i0, nr, 0, sk);
     for (int64_t r = 0; r < nr; r++) {
         float *row = w->s + r * sk;
@@ -143,7 +174,7 @@ static void probs_block(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, in
         k->scale(row, (size_t)sk, 1.0f / sum);
     }
     if (p->has_probs) fasi_mat_store_f32(k, &p->probs, head, i0, nr, 0, sk, w->s, sk);
-    dropout_tile(p, w, head, i0, nr, 0, sk);
+    dropout_tile(p, NULL, w, head, i0, nr, 0, sk);
 }
 
 /* Streaming: context rows i0..i0+nr-1 into w->c with an online softmax over key tiles. */
@@ -180,7 +211,7 @@ static void streaming_block(const fwd_ctx *ctx, fwd_scratch *w, int64_t b, int64
             }
             w->l[r] += k->exp_shift_sum(row, (size_t)nt, mnew);
         }
-        dropout_tile(p, w, head, i0, nr, j0, nt);
+        dropout_tile(p, NULL, w, head, i0, nr, j0, nt);
         fasi_sgemm(false, false, nr, dv, nt, 1.0f, w->s, nt, w->vp + j0 * dv, dv, 1.0f, w->c, dv);
     }
     for (int64_t r = 0; r < nr; r++) {
@@ -203,7 +234,7 @@ static void forward_task(void *vctx, int thread, int64_t task)
         for (int64_t blk = 0; blk < ctx->blocks; blk++) {
             int64_t i0 = blk * ctx->rows;
             int64_t nr = p->core.sq - i0 < ctx->rows ? p->core.sq - i0 : ctx->rows;
-            probs_block(p, w, b, n, i0, nr);
+            probs_block(p, ctx->npu, w, b, n, i0, nr);
             fasi_sgemm(true, false, p->core.sk, p->core.dv, nr, 1.0f, w->s, p->core.sk,
                        w->vp + i0 * p->core.dv, p->core.dv, blk == 0 ? 0.0f : 1.0f, w->c,
                        p->core.dv);
@@ -221,7 +252,7 @@ static void forward_task(void *vctx, int thread, int64_t task)
     if (ctx->streaming) {
         streaming_block(ctx, w, b, n, i0, nr);
     } else {
-        probs_block(p, w, b, n, i0, nr);
+        probs_block(p, ctx->npu, w, b, n, i0, nr);
         fasi_sgemm(false, false, nr, p->core.dv, p->core.sk, 1.0f, w->s, p->core.sk, w->vp,
                    p->core.dv, 0.0f, w->c, p->core.dv);
     }
@@ -242,6 +273,7 @@ static void carve_scratch(const fwd_ctx *ctx, fasi_arena *a, fwd_scratch *w)
     w->m = fasi_arena_take(a, rows, sizeof(float));
     w->l = fasi_arena_take(a, rows, sizeof(float));
     w->mrow = fasi_arena_take(a, tile, sizeof(float));
+    w->e32 = fasi_arena_take(a, ctx->npu ? sk : 0, sizeof(float));
     w->head = -1;
 }
 
@@ -252,13 +284,21 @@ fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
     ctx.p = p;
     ctx.rows = p->core.sq < ROWS ? p->core.sq : ROWS;
     ctx.blocks = (p->core.sq + ctx.rows - 1) / ctx.rows;
-    ctx.streaming = !p->has_probs && !p->transpose_a;
+    /* the NPU's softmax needs whole rows (its row maximum and sum): always materialising */
+    ctx.streaming = !p->has_probs && !p->transpose_a && !p->core.npu;
     ctx.tile = ctx.streaming && p->core.sk > TILE ? TILE : p->core.sk;
     int64_t ntasks = p->transpose_a ? p->core.b * p->core.n : p->core.b * p->core.n * ctx.blocks;
     int threads = p->core.threads;
     if (threads > ntasks) threads = (int)ntasks;
     /* chunks of up to one head: a thread mostly keeps the K, V panels it unpacked */
     int64_t grain = fasi_parallel_grain(ntasks, threads, p->transpose_a ? 1 : ctx.blocks);
+    fasi_npu_plan plan;
+    ctx.npu = NULL;
+    if (p->core.npu) {
+        fas_status st = fasi_npu_plan_init(&plan, p->core.sk, p->core.scale, p->core.keep_prob);
+        if (st != FAS_OK) return st;
+        ctx.npu = &plan;
+    }
 
     fasi_arena measure = fasi_arena_at(NULL);
     fwd_scratch layout;
@@ -268,6 +308,7 @@ fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
     if (!mem || !scratch) {
         fasi_free(mem);
         fasi_free(scratch);
+        if (ctx.npu) fasi_npu_plan_free(&plan);
         return fasi_fail(FAS_ERR_NO_MEMORY,
                          "scratch of %d thread(s) for Sk = %lld could not be allocated", threads,
                          (long long)p->core.sk);
@@ -284,5 +325,6 @@ fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
     if (p->has_dmask && p->dropout != FASI_DROPOUT_INPUT) fasi_mat_zero_padding(&p->dmask);
     fasi_free(mem);
     fasi_free(scratch);
+    if (ctx.npu) fasi_npu_plan_free(&plan);
     return FAS_OK;
 }

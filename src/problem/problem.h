@@ -62,6 +62,7 @@ typedef struct fasi_core {
     double keep_prob;
     int threads; /* >= 1 */
     const fasi_kernels *kern;
+    bool npu; /* NPU precision mode (docs/precision.md): the API has checked its domain */
 } fasi_core;
 
 typedef struct fasi_fwd_problem {
