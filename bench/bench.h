@@ -35,6 +35,7 @@ typedef struct bench_config {
     bool keep_prob_given;
     double keep_prob;
     fas_format format;
+    fas_precision precision; /* --precision fp32 | npu */
 } bench_config;
 
 /* One row of output: one case in one mode. Times in seconds. */

@@ -272,6 +272,7 @@ int bench_run_case(const bench_config *cfg, const bench_shape *shape, const benc
     cs.scale = 1.0 / sqrt((double)shape->d);
     fas_options_init(&cs.options);
     cs.options.num_threads = cfg->threads_requested;
+    cs.options.precision = cfg->precision;
     snprintf(cs.label, sizeof cs.label, "%lld,%lld,%lld,%lld,%lld,%lld", (long long)shape->b,
              (long long)shape->n, (long long)shape->sq, (long long)shape->sk, (long long)shape->d,
              (long long)shape->dv);

@@ -83,6 +83,8 @@ static void usage(FILE *f)
         "  --keep-prob P             dropout keep probability (default 1.0 for fwd, 0.9 for\n"
         "                            fwd_probs and grad)\n"
         "  --format nd|nz            layout of every tensor (default nz = FRACTAL_NZ)\n"
+        "  --precision fp32|npu      fp32 stages (default) or the NPU precision mode, which\n"
+        "                            needs Sq = Sk, Dv = D, multiples of 16 (64 for grad)\n"
         "  --threads T               threads, 0 = OpenMP's default (OMP_NUM_THREADS, else the\n"
         "                            CPUs of the affinity mask; default 0)\n"
         "  --repeat R                timed runs per measurement (default 5)\n"
@@ -174,8 +176,8 @@ static int parse_cli(int argc, char **argv, cli *c)
         long long v;
         bool takes = strcmp(a, "--shape") == 0 || strcmp(a, "--mode") == 0 ||
                      strcmp(a, "--keep-prob") == 0 || strcmp(a, "--format") == 0 ||
-                     strcmp(a, "--threads") == 0 || strcmp(a, "--repeat") == 0 ||
-                     strcmp(a, "--warmup") == 0;
+                     strcmp(a, "--precision") == 0 || strcmp(a, "--threads") == 0 ||
+                     strcmp(a, "--repeat") == 0 || strcmp(a, "--warmup") == 0;
         if (takes && !val) {
             fprintf(stderr, "fas_bench: %s needs a value (see --help)\n", a);
             return 2;
@@ -221,6 +223,15 @@ static int parse_cli(int argc, char **argv, cli *c)
                 c->cfg.format = FAS_FORMAT_FRACTAL_NZ;
             else {
                 fprintf(stderr, "fas_bench: --format '%s': expected nd or nz\n", val);
+                return 2;
+            }
+        } else if (strcmp(a, "--precision") == 0) {
+            if (strcmp(val, "fp32") == 0)
+                c->cfg.precision = FAS_PRECISION_FP32;
+            else if (strcmp(val, "npu") == 0)
+                c->cfg.precision = FAS_PRECISION_NPU;
+            else {
+                fprintf(stderr, "fas_bench: --precision '%s': expected fp32 or npu\n", val);
                 return 2;
             }
         } else if (strcmp(a, "--threads") == 0) {
@@ -270,6 +281,11 @@ static int parse_cli(int argc, char **argv, cli *c)
 /* ---- output -------------------------------------------------------------------------------- */
 
 static const char *format_name(fas_format f) { return f == FAS_FORMAT_ND ? "nd" : "nz"; }
+
+static const char *precision_name(fas_precision p)
+{
+    return p == FAS_PRECISION_NPU ? "npu" : "fp32";
+}
 
 static void shape_label(const bench_shape *s, char *buf, size_t size)
 {
@@ -325,8 +341,9 @@ static void print_header(FILE *f, const char *prefix, const cli *c, const env_in
         snprintf(keep, sizeof keep, "%g", cfg->keep_prob);
     else
         snprintf(keep, sizeof keep, "1 fwd, 0.9 fwd_probs/grad");
-    header_line(f, prefix, "runs", "format %s, warm-up %d, repeat %d, keep_prob %s",
-                format_name(cfg->format), cfg->warmup, cfg->repeat, keep);
+    header_line(f, prefix, "runs", "format %s, precision %s, warm-up %d, repeat %d, keep_prob %s",
+                format_name(cfg->format), precision_name(cfg->precision), cfg->warmup, cfg->repeat,
+                keep);
     header_line(f, prefix, "inputs",
                 "uniform [-1,1) fp16; mask [B,1,Sq,Sk] 0 / -10000 on the last 10%% of keys; "
                 "scale 1/sqrt(D)");
@@ -405,22 +422,23 @@ static void print_table_row(const cli *c, const bench_result *r)
 }
 
 static const char *csv_columns =
-    "b,n,sq,sk,d,dv,mode,format,threads,keep_prob,warmup,repeat,gflop,fused_median_ms,"
+    "b,n,sq,sk,d,dv,mode,format,precision,threads,keep_prob,warmup,repeat,gflop,fused_median_ms,"
     "fused_min_ms,gflops,floor_median_ms,floor_min_ms,floor_gflops,fused_over_floor,"
     "naive_median_ms,naive_min_ms,naive_over_fused,peak_rss_growth_kib,peak_rss_method";
 
 static void print_csv_row(const cli *c, const bench_result *r)
 {
     const bench_shape *s = &r->shape;
-    printf("%lld,%lld,%lld,%lld,%lld,%lld,%s,%s,%d,%g,%d,%d,%.6f,%.4f,%.4f,%.3f,%.4f,%.4f,%.3f,"
+    printf("%lld,%lld,%lld,%lld,%lld,%lld,%s,%s,%s,%d,%g,%d,%d,%.6f,%.4f,%.4f,%.3f,%.4f,%.4f,%.3f,"
            "%.4f,%.4f,%.4f,%.4f,%lld,%s\n",
            (long long)s->b, (long long)s->n, (long long)s->sq, (long long)s->sk, (long long)s->d,
-           (long long)s->dv, bench_mode_name(r->mode), format_name(c->cfg.format), c->cfg.threads,
-           r->keep_prob, c->cfg.warmup, c->cfg.repeat, r->gflop, r->fused_median * 1e3,
-           r->fused_min * 1e3, r->gflop / r->fused_median, r->floor_median * 1e3,
-           r->floor_min * 1e3, r->gflop / r->floor_median, r->fused_median / r->floor_median,
-           r->naive_median * 1e3, r->naive_min * 1e3, r->naive_median / r->fused_median,
-           (long long)r->mem_growth_kib, mem_method_name(r->mem_method));
+           (long long)s->dv, bench_mode_name(r->mode), format_name(c->cfg.format),
+           precision_name(c->cfg.precision), c->cfg.threads, r->keep_prob, c->cfg.warmup,
+           c->cfg.repeat, r->gflop, r->fused_median * 1e3, r->fused_min * 1e3,
+           r->gflop / r->fused_median, r->floor_median * 1e3, r->floor_min * 1e3,
+           r->gflop / r->floor_median, r->fused_median / r->floor_median, r->naive_median * 1e3,
+           r->naive_min * 1e3, r->naive_median / r->fused_median, (long long)r->mem_growth_kib,
+           mem_method_name(r->mem_method));
 }
 
 static void json_string(const char *s)
@@ -442,11 +460,13 @@ static void print_json_object(const cli *c, const env_info *env, const bench_res
 {
     const bench_shape *s = &r->shape;
     printf("%s  {\"b\": %lld, \"n\": %lld, \"sq\": %lld, \"sk\": %lld, \"d\": %lld, \"dv\": %lld, "
-           "\"mode\": \"%s\", \"format\": \"%s\", \"threads\": %d, \"keep_prob\": %g, "
+           "\"mode\": \"%s\", \"format\": \"%s\", \"precision\": \"%s\", \"threads\": %d, "
+           "\"keep_prob\": %g, "
            "\"warmup\": %d, \"repeat\": %d, \"gflop\": %.6f,\n",
            first ? "" : ",\n", (long long)s->b, (long long)s->n, (long long)s->sq, (long long)s->sk,
            (long long)s->d, (long long)s->dv, bench_mode_name(r->mode), format_name(c->cfg.format),
-           c->cfg.threads, r->keep_prob, c->cfg.warmup, c->cfg.repeat, r->gflop);
+           precision_name(c->cfg.precision), c->cfg.threads, r->keep_prob, c->cfg.warmup,
+           c->cfg.repeat, r->gflop);
     printf("   \"fused_median_ms\": %.4f, \"fused_min_ms\": %.4f, \"gflops\": %.3f, "
            "\"floor_median_ms\": %.4f, \"floor_min_ms\": %.4f, \"floor_gflops\": %.3f, "
            "\"fused_over_floor\": %.4f,\n",
