@@ -201,6 +201,16 @@ typedef struct fas_options {
     bool drop_mask_is_input; /* _fwd only: read drop_mask as given instead of generating it */
     fas_impl impl;           /* implementation choice, default FAS_IMPL_AUTO */
     fas_precision precision; /* default FAS_PRECISION_FP32; see fas_precision (since 0.2) */
+    /* Sharded calls (since 0.2): this call computes heads head_offset .. head_offset + N - 1 of
+     * batches batch_offset .. batch_offset + B - 1 of a whole tensor of global_num_heads heads
+     * (0 = this call's N). Only the dropout bits depend on them: element (b, n, i, j) draws the
+     * keep decision of element (batch_offset + b, head_offset + n, i, j) of the whole tensor, so
+     * shards run anywhere reproduce the unsharded call bit for bit when they share the seed and
+     * offset (pass both explicitly: has_seed). All 0 is an unsharded call. Negative values, or
+     * head_offset + N > global_num_heads, are FAS_ERR_VALUE. */
+    int64_t batch_offset;
+    int64_t head_offset;
+    int64_t global_num_heads;
 } fas_options;
 
 /* Defaults: every field zero (num_threads 0, no seed, generated mask, FAS_IMPL_AUTO,

@@ -470,6 +470,7 @@ static void run_forward_case(const fwd_case *fc, uint64_t seed)
     p.seed = 0x1234567890abcdefull;
     p.offset = 977;
     p.threshold = fasi_dropout_threshold(fc->keep_prob);
+    p.global_heads = N; /* an unsharded call */
     p.core.threads = 3; /* ignored by the reference */
     p.core.kern = fasi_kernels_for(FASI_ISA_PORTABLE);
     assert_non_null(p.core.kern);

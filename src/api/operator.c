@@ -42,6 +42,24 @@ static fasi_core make_core(const fasi_shape *s, double scale, double keep_prob,
 
 /* ---- forward ------------------------------------------------------------------------------ */
 
+/* The global coordinates of a sharded call: its heads inside the whole tensor, and every
+ * Philox row of the whole tensor, (batch * heads + head) * Sq + i, within int64. */
+static fas_status check_shard(const fasi_options *o, const fasi_shape *s)
+{
+    const int64_t heads = o->global_num_heads ? o->global_num_heads : s->n;
+    if (o->head_offset > heads - s->n)
+        return fasi_fail(FAS_ERR_VALUE,
+                         "options: head_offset %lld + N %lld exceeds global_num_heads %lld",
+                         (long long)o->head_offset, (long long)s->n, (long long)heads);
+    if (o->batch_offset > INT64_MAX - s->b || o->batch_offset + s->b > INT64_MAX / heads / s->sq)
+        return fasi_fail(FAS_ERR_VALUE,
+                         "options: batch_offset %lld with B %lld, %lld heads and Sq %lld puts "
+                         "dropout rows beyond the int64 range",
+                         (long long)o->batch_offset, (long long)s->b, (long long)heads,
+                         (long long)s->sq);
+    return FAS_OK;
+}
+
 static fas_status forward_impl(const fas_tensor *q, const fas_tensor *k, const fas_tensor *v,
                                const fas_tensor *mask, double scale, double keep_prob,
                                bool query_transpose, bool key_transpose, bool transpose_a,
@@ -75,6 +93,7 @@ static fas_status forward_impl(const fas_tensor *q, const fas_tensor *k, const f
             {"value_transpose", value_transpose},   {"dx_transpose", dx_transpose}};
         if ((st = fasi_check_npu_domain(&s, false, ts, 6, fl, 6)) != FAS_OK) return st;
     }
+    if ((st = check_shard(&ro, &s)) != FAS_OK) return st;
     bool mask_in = ro.drop_mask_is_input;
     if (mask_in && !dmask && keep_prob < 1.0)
         return fasi_fail(
@@ -113,6 +132,9 @@ static fas_status forward_impl(const fas_tensor *q, const fas_tensor *k, const f
         p.has_dmask = true;
         fasi_mat_init(&p.dmask, dmask);
     }
+    p.batch_offset = ro.batch_offset;
+    p.head_offset = ro.head_offset;
+    p.global_heads = ro.global_num_heads ? ro.global_num_heads : s.n;
     if (mask_in && dmask) {
         p.dropout = FASI_DROPOUT_INPUT;
     } else if (keep_prob == 1.0) {

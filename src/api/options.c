@@ -33,7 +33,20 @@ fas_status fasi_resolve_options(const fas_options *o, fasi_options *r)
         if (HAS_FIELD(o, drop_mask_is_input)) r->drop_mask_is_input = o->drop_mask_is_input;
         if (HAS_FIELD(o, impl)) r->impl = o->impl;
         if (HAS_FIELD(o, precision)) r->precision = o->precision;
+        if (HAS_FIELD(o, batch_offset)) r->batch_offset = o->batch_offset;
+        if (HAS_FIELD(o, head_offset)) r->head_offset = o->head_offset;
+        if (HAS_FIELD(o, global_num_heads)) r->global_num_heads = o->global_num_heads;
     }
+    const struct {
+        const char *name;
+        int64_t value;
+    } coords[3] = {{"batch_offset", r->batch_offset},
+                   {"head_offset", r->head_offset},
+                   {"global_num_heads", r->global_num_heads}};
+    for (int i = 0; i < 3; i++)
+        if (coords[i].value < 0)
+            return fasi_fail(FAS_ERR_VALUE, "options: %s is %lld, must be >= 0", coords[i].name,
+                             (long long)coords[i].value);
     if (r->precision != FAS_PRECISION_FP32 && r->precision != FAS_PRECISION_NPU)
         return fasi_fail(FAS_ERR_VALUE, "options: precision %d is not a fas_precision value",
                          (int)r->precision);

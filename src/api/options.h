@@ -17,6 +17,7 @@ typedef struct fasi_options {
     fas_impl impl;
     const fasi_kernels *kern;
     fas_precision precision;
+    int64_t batch_offset, head_offset, global_num_heads; /* as given; 0 heads = this call's N */
 } fasi_options;
 
 /* NULL means defaults. FAS_ERR_VALUE for a struct_size too small to hold num_threads, a

@@ -115,7 +115,8 @@ static void dropout_tile(const fasi_fwd_problem *p, const fasi_npu_plan *npu, fw
         return;
     case FASI_DROPOUT_GENERATE:
         for (int64_t r = 0; r < nr; r++)
-            k->dropout_bits(p->seed, p->offset, (uint64_t)(head * p->core.sq + i0 + r),
+            k->dropout_bits(p->seed, p->offset,
+                            fasi_dropout_row(p, head / p->core.n, head % p->core.n, i0 + r),
                             (uint64_t)j0, (size_t)nt, p->threshold, w->keep + r * nt);
         if (p->has_dmask) fasi_mat_store_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt);
         break;

@@ -79,7 +79,20 @@ typedef struct fasi_fwd_problem {
     fasi_mat dmask; /* UINT8 [B*N] x [sq x sk]: written (GENERATE/NONE) or read (INPUT) */
     fasi_dropout_mode dropout;
     uint64_t seed, offset, threshold; /* GENERATE only; see rng/philox.h */
+    /* where this call's heads sit in the whole tensor whose dropout bits it draws (sharded
+     * calls): batch b of the call is batch batch_offset + b, head n is head_offset + n, of
+     * global_heads heads (>= head_offset + N) */
+    int64_t batch_offset, head_offset, global_heads;
 } fasi_fwd_problem;
+
+/* The Philox row of softmax row i of head (b, n) (rng/philox.h): its row in the whole tensor,
+ * (global batch * global_heads + global head) * Sq + i. The API checks that it fits. */
+static inline uint64_t fasi_dropout_row(const fasi_fwd_problem *p, int64_t b, int64_t n, int64_t i)
+{
+    uint64_t head = (uint64_t)(p->batch_offset + b) * (uint64_t)p->global_heads +
+                    (uint64_t)(p->head_offset + n);
+    return head * (uint64_t)p->core.sq + (uint64_t)i;
+}
 
 typedef struct fasi_bwd_problem {
     fasi_core core;

@@ -169,7 +169,7 @@ fas_status fasi_reference_forward(const fasi_fwd_problem *p)
                 for (int64_t j = 0; j < sk; j++) {
                     bool kept = true;
                     if (p->dropout == FASI_DROPOUT_GENERATE)
-                        kept = fasi_dropout_keep(p->seed, p->offset, (uint64_t)(bn * sq + i),
+                        kept = fasi_dropout_keep(p->seed, p->offset, fasi_dropout_row(p, b, n, i),
                                                  (uint64_t)j, p->threshold);
                     else if (p->dropout == FASI_DROPOUT_INPUT)
                         kept = fasi_mat_get(&p->dmask, bn, i, j) != 0;
