@@ -112,7 +112,12 @@ class ThisLibrary:
     name = "fused_attention (fp16)"
 
     def __init__(self):
-        import fused_attention
+        try:
+            import fused_attention
+        except ModuleNotFoundError:  # not installed: use the package in this source tree
+            sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+                os.path.abspath(__file__))), "python"))
+            import fused_attention
         self.fa = fused_attention
         self.version = "libfused_attention %s (%s)" % (fused_attention.__version__,
                                                        fused_attention.simd_level())
@@ -233,6 +238,7 @@ def main(argv=None):
     if args.repeat < 1 or args.threads < 1:
         parser.error("--repeat and --threads must be at least 1")
 
+    shapes = parse_shapes(args.shapes)
     this = ThisLibrary()
     peers = load_peers()
     print("# %s | %s | Python %s on %s, %d CPUs, %d threads each"
@@ -244,7 +250,7 @@ def main(argv=None):
         "rel.diff")
     print(header)
     print("-" * len(header))
-    for b, n, s, d in parse_shapes(args.shapes):
+    for b, n, s, d in shapes:
         for masked in masks:
             p = Problem(b, n, s, d, masked)
             med, low, out = timed(this.runner(p, args.threads), args.repeat)

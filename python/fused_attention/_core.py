@@ -61,7 +61,8 @@ def manual_seed(seed):
 
 
 class Operand:
-    """A FasTensor describing memory owned by ``owner``; holding the Operand keeps it alive."""
+    """A FasTensor describing memory owned by ``owner``; holding the Operand keeps it alive.
+    ``dtype_name`` is the front end's dtype object (numpy or torch), named in dtype errors."""
 
     __slots__ = ("desc", "owner", "dtype_name")
 
@@ -88,7 +89,7 @@ def _note_dtypes(error, named):
     if error.status != "FAS_ERR_DTYPE" or not hasattr(error, "add_note"):
         return
     parts = ["%s is %s (ACL id %d)" % (name, op.dtype_name, op.desc.dtype)
-             for name, op in named if op is not None and op.dtype_name]
+             for name, op in named if op is not None and op.dtype_name is not None]
     error.add_note("Python dtypes: " + ", ".join(parts) + ". The library takes float16 (1), "
                    "float32 (0) and bfloat16 (27) tensors, and uint8 (4) drop masks.")
 

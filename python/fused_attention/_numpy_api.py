@@ -16,13 +16,13 @@ _ACL_IDS = {
 
 
 def _acl_dtype(name, dtype):
-    if dtype.name == "bfloat16":  # ml_dtypes / jax style extension dtype
-        return L.DTYPE_BF16
     key = (dtype.kind, dtype.itemsize)
-    if key not in _ACL_IDS:
-        raise TypeError("%s: numpy dtype %s has no ACL dtype id; pass float16 or float32 arrays "
-                        "(uint8 for drop masks)" % (name, dtype))
-    return _ACL_IDS[key]
+    if key in _ACL_IDS and (key != ("f", 2) or dtype.type is np.float16):
+        return _ACL_IDS[key]
+    if dtype.name == "bfloat16":  # ml_dtypes' extension dtype
+        return L.DTYPE_BF16
+    raise TypeError("%s: numpy dtype %s has no ACL dtype id; pass float16 or float32 arrays "
+                    "(uint8 for drop masks)" % (name, dtype))
 
 
 def _operand(name, x):
@@ -33,7 +33,7 @@ def _operand(name, x):
     if a.dtype.byteorder not in ("=", "|"):
         a = a.astype(a.dtype.newbyteorder("="))
     a = np.require(a, requirements=["C", "A"])
-    return _core.Operand(a, a.ctypes.data, dtype_id, a.shape, dtype_name=str(a.dtype))
+    return _core.Operand(a, a.ctypes.data, dtype_id, a.shape, dtype_name=a.dtype)
 
 
 def _alloc_numpy(dtypes):

@@ -74,7 +74,7 @@ def _operand(name, t):
         c = c.resolve_conj()
     c = c.contiguous()
     return _core.Operand(c, c.data_ptr(), _ACL_IDS[t.dtype], tuple(c.shape),
-                         dtype_name=str(t.dtype))
+                         dtype_name=t.dtype)
 
 
 def _allocator(dtypes):

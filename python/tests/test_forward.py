@@ -143,3 +143,16 @@ def test_output_shape_for_cross_attention():
     out = fa.fused_attention_score(q, k, v, mask, 0.5, 1.0)
     assert out.shape == (3 * 7, 5 * 13)
     assert mask_shape("B11S", 3, 5, 7, 11) == mask.shape
+
+
+def test_bfloat16_inputs_from_ml_dtypes():
+    """bfloat16 arrays (ml_dtypes) are passed as BF16: the result is the reference's on the
+    same bfloat16 values."""
+    ml_dtypes = pytest.importorskip("ml_dtypes", reason="ml_dtypes (numpy bfloat16) is not "
+                                    "installed")
+    rng = np.random.default_rng(29)
+    q, k, v, mask = random_inputs(rng, 2, 2, 20, 24, 16, 8, "B1SS", (np.float32,) * 4)
+    q, k = q.astype(ml_dtypes.bfloat16), k.astype(ml_dtypes.bfloat16)
+    out = fa.fused_attention_score(q, k, v, mask, 0.3, 1.0)
+    want, _ = ref.forward(q.astype(np.float64), k.astype(np.float64), v, mask, 0.3)
+    ref.assert_contract(out, want, "bfloat16 inputs")
