@@ -190,12 +190,16 @@ def format_cast(array, to, shape=None):
     recover (default: the padded shape ``[..., 16*ceil(M/16), 16*ceil(N/16)]`` read off a
     storage-shaped ``s``). Returns the ND array; padding is not read.
 
-    ND -> NZ -> ND returns the original values exactly.
+    ``to`` may also be ACL's format id: 29 for "nz", 2 for "nd". ND -> NZ -> ND returns the
+    original values exactly.
     """
+    # ACL's format ids are accepted too, as torch_npu.npu_format_cast takes them
+    if isinstance(to, int) and not isinstance(to, bool):
+        to = {L.FORMAT_FRACTAL_NZ: "nz", L.FORMAT_ND: "nd"}.get(to, to)
     if to not in ("nz", "nd"):
         raise _core.FusedAttentionError(
-            "to: %r is not a format; use 'nz' (FRACTAL_NZ storage) or 'nd' (plain)" % (to,),
-            "FAS_ERR_FORMAT")
+            "to: %r is not a format; use 'nz' (FRACTAL_NZ storage, ACL format 29) or 'nd' "
+            "(plain, ACL format 2)" % (to,), "FAS_ERR_FORMAT")
     if to == "nz":
         src = _operand("array", array)
         logical = src.owner.shape

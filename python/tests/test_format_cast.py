@@ -38,6 +38,16 @@ def test_storage_shape_convention():
     assert fa.nz_storage_shape(()) == (1, 1, 16, 16)
 
 
+def test_acl_format_ids_name_the_formats():
+    a = np.arange(40, dtype=np.float16).reshape(5, 8)
+    assert np.array_equal(fa.format_cast(a, 29), fa.format_cast(a, "nz"))
+    assert np.array_equal(fa.format_cast(fa.format_cast(a, 29), 2, a.shape), a)
+    for bad in (3, True, None, [29], "NZ"):
+        with pytest.raises(fa.FusedAttentionError) as e:
+            fa.format_cast(a, bad)
+        assert e.value.status == "FAS_ERR_FORMAT"
+
+
 def test_nd_without_shape_gives_the_padded_matrix():
     a = np.arange(20 * 7, dtype=np.float32).reshape(20, 7)
     padded = fa.format_cast(fa.format_cast(a, "nz"), "nd")
