@@ -28,8 +28,11 @@ Differences from torch_npu, all deliberate:
   have any strides (non-contiguous tensors are copied).
 - The drop mask from ``_fwd`` is a uint8 tensor of shape ``[B, N, Sq, Sk]`` in row-major
   order, not the NPU's flat byte buffer; ``_grad`` takes it back in that shape.
-- Dropout bits come from the library's generator (Philox): seed it with
-  ``fused_attention.manual_seed``; ``torch.manual_seed`` does not affect it.
+- Dropout: every call with ``keep_prob < 1`` takes a fresh 63-bit seed from torch's default
+  CPU generator and passes it to the library's Philox generator. So ``torch.manual_seed``
+  makes runs reproducible (as it does for torch_npu through the NPU generator), and
+  ``torch.utils.checkpoint``, which restores torch's RNG state before recomputing a forward,
+  recomputes the same mask. The masks themselves are the library's, not the NPU's.
 - The six transpose flags are honoured with their documented meaning (the NPU ignores
   them). Autograd describes the tensors it holds: the value is stored as the forward's
   ``bmm_score_transpose_b`` says, and the incoming gradient is never transposed, so its
@@ -84,8 +87,17 @@ def _allocator(dtypes):
     return allocate
 
 
-def _options():
-    return _core.make_options(threads=torch.get_num_threads())
+def _options(keep_prob=1.0):
+    """Library threads = torch's intra-op threads; with dropout, a seed drawn from torch's
+    default generator (see the module doc)."""
+    seed = None
+    try:
+        dropout = float(keep_prob) < 1.0
+    except (TypeError, ValueError, OverflowError):
+        dropout = False  # the library reports the bad value
+    if dropout:
+        seed = int(torch.randint(0, 2**63 - 1, (), dtype=torch.int64).item())
+    return _core.make_options(threads=torch.get_num_threads(), seed=seed)
 
 
 def _forward(want_probs, query_layer, key_layer, value_layer, attention_mask, scale, keep_prob,
@@ -97,7 +109,8 @@ def _forward(want_probs, query_layer, key_layer, value_layer, attention_mask, sc
     dtype = query_layer.dtype if query_layer.dtype in (
         torch.float16, torch.float32, torch.bfloat16) else torch.float16
     dtypes = {"attention_score": dtype, "softmax_output": dtype, "drop_mask": torch.uint8}
-    outs = _core.forward(q, k, v, m, scale, keep_prob, flags, _options(), _allocator(dtypes),
+    outs = _core.forward(q, k, v, m, scale, keep_prob, flags, _options(keep_prob),
+                         _allocator(dtypes),
                          want_probs)
     return [o.owner for o in outs]
 

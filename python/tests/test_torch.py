@@ -102,17 +102,17 @@ AUTOGRAD_CASES = [
 def test_autograd_against_fp64_autograd_of_the_unfused_pipeline(case):
     """Forward output and dq, dk, dv within normwise relative error 2^-8 of fp64 autograd
     (2^-6 for bfloat16, whose 8 significand bits give every stored value, the saved P included,
-    a unit roundoff of 2^-9 instead of 2^-12). With dropout, the process generator is seeded
-    and the reference uses the mask _fwd draws from the same seed."""
+    a unit roundoff of 2^-9 instead of 2^-12). With dropout, torch's generator is seeded and
+    the reference uses the mask _fwd draws from the same seed."""
     b, n, sq, sk, d, dv, dtype, qt, kt, tb, mask_form, keep_prob = case
     q, k, v, mask, w = _inputs(b, n, sq, sk, d, dv, dtype, qt, kt, tb, mask_form, seed=sq)
     scale = 0.2
     dmask = None
     if keep_prob < 1.0:
-        fa.manual_seed(77)
+        torch.manual_seed(77)
         dmask = torch_npu.npu_fused_attention_score_fwd(q, k, v, mask, scale, keep_prob, qt, kt,
                                                         False, tb)[2]
-        fa.manual_seed(77)
+        torch.manual_seed(77)
     leaves = [t.clone().requires_grad_() for t in (q, k, v)]
     out = torch_npu.npu_fused_attention_score(*leaves, mask, scale, keep_prob, qt, kt, False, tb)
     assert out.dtype == dtype and out.shape == (b * sq, n * dv)
@@ -137,12 +137,12 @@ def test_fwd_and_grad_round_trip_equals_autograd():
     bits; _grad's 2-D layout [B*S, N*D] reshapes to autograd's [B, N, S, D]."""
     b, n, s, d = 2, 3, 32, 16
     q, k, v, mask, w = _inputs(b, n, s, s, d, d, torch.float16, seed=3)
-    fa.manual_seed(11)
+    torch.manual_seed(11)
     leaves = [t.clone().requires_grad_() for t in (q, k, v)]
     out = torch_npu.npu_fused_attention_score(*leaves, mask, 0.125, 0.7)
     out.backward(w)
 
-    fa.manual_seed(11)
+    torch.manual_seed(11)
     score, probs, dmask = torch_npu.npu_fused_attention_score_fwd(q, k, v, mask, 0.125, 0.7)
     assert torch.equal(score, out.detach())
     assert probs.shape == (b, n, s, s) and probs.dtype == torch.float16
@@ -152,6 +152,48 @@ def test_fwd_and_grad_round_trip_equals_autograd():
         assert g.shape == (b * s, n * d) and g.dtype == torch.float16
         as_4d = g.reshape(b, s, n, d).permute(0, 2, 1, 3)
         assert torch.equal(as_4d, leaf.grad)
+
+
+def test_dropout_follows_torch_manual_seed():
+    """torch.manual_seed decides the mask (and the library's own generator does not); without
+    reseeding, successive calls draw different masks."""
+    q, k, v, mask, _ = _inputs(2, 2, 32, 32, 16, 16, torch.float16, seed=4)
+
+    def draw():
+        return torch_npu.npu_fused_attention_score_fwd(q, k, v, mask, 0.2, 0.6)[2]
+    torch.manual_seed(5)
+    fa.manual_seed(1)
+    first, second = draw(), draw()
+    torch.manual_seed(5)
+    fa.manual_seed(2)
+    assert torch.equal(draw(), first) and torch.equal(draw(), second)
+    assert not torch.equal(first, second)
+    torch.manual_seed(5)
+    with torch.no_grad():  # the streaming forward draws the same way
+        streamed = torch_npu.npu_fused_attention_score(q, k, v, mask, 0.2, 0.6)
+    want, _ = ref.forward(q.numpy(), k.numpy(), v.numpy(), mask.numpy(), 0.2, 0.6,
+                          first.numpy())
+    ref.assert_contract(streamed.numpy(), want, "streaming forward, same torch seed")
+
+
+def test_checkpoint_recomputes_the_same_dropout_mask():
+    """torch.utils.checkpoint restores torch's RNG state before recomputing the forward, so the
+    gradients equal those of the plain autograd run from the same seed."""
+    import torch.utils.checkpoint as checkpoint
+    q, k, v, mask, w = _inputs(2, 2, 32, 32, 16, 16, torch.float32, seed=6)
+
+    def grads(use_checkpoint):
+        leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+        torch.manual_seed(21)
+
+        def f(a, b, c):
+            return torch_npu.npu_fused_attention_score(a, b, c, mask, 0.2, 0.5)
+        out = checkpoint.checkpoint(f, *leaves, use_reentrant=False) if use_checkpoint \
+            else f(*leaves)
+        out.backward(w)
+        return [t.grad for t in leaves]
+    for plain, recomputed in zip(grads(False), grads(True)):
+        assert torch.equal(plain, recomputed)
 
 
 def test_no_grad_path_streams_and_matches_reference():
