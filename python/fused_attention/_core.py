@@ -55,20 +55,21 @@ def simd_level():
 def manual_seed(seed):
     """Seed the library's process-wide dropout generator and reset its offset to 0.
 
-    Calls made with ``seed=None`` (and every torch-front-end call) draw from this generator; each
-    such call advances its offset, so successive calls get different masks."""
+    numpy-API calls made with ``seed=None`` draw from this generator; each such call advances
+    its offset, so successive calls get different masks. (The torch API draws its seeds from
+    torch's own generator instead: see fused_attention.torch_npu.)"""
     _lib.fas_manual_seed(_uint64("seed", seed))
 
 
 class Operand:
     """A FasTensor describing memory owned by ``owner``; holding the Operand keeps it alive.
-    ``dtype_name`` is the front end's dtype object (numpy or torch), named in dtype errors."""
+    ``py_dtype`` is the front end's dtype (numpy or torch), named in the note of dtype errors."""
 
-    __slots__ = ("desc", "owner", "dtype_name")
+    __slots__ = ("desc", "owner", "py_dtype")
 
-    def __init__(self, owner, pointer, dtype_id, shape, fmt=L.FORMAT_ND, dtype_name=None):
+    def __init__(self, owner, pointer, dtype_id, shape, fmt=L.FORMAT_ND, py_dtype=None):
         self.owner = owner
-        self.dtype_name = dtype_name
+        self.py_dtype = py_dtype
         desc = L.FasTensor()
         desc.data = pointer or None
         desc.dtype = dtype_id
@@ -88,8 +89,8 @@ def _note_dtypes(error, named):
     Python dtype beside the ACL id the library's sentence quotes."""
     if error.status != "FAS_ERR_DTYPE" or not hasattr(error, "add_note"):
         return
-    parts = ["%s is %s (ACL id %d)" % (name, op.dtype_name, op.desc.dtype)
-             for name, op in named if op is not None and op.dtype_name is not None]
+    parts = ["%s is %s (ACL id %d)" % (name, op.py_dtype, op.desc.dtype)
+             for name, op in named if op is not None and op.py_dtype is not None]
     error.add_note("Python dtypes: " + ", ".join(parts) + ". The library takes float16 (1), "
                    "float32 (0) and bfloat16 (27) tensors, and uint8 (4) drop masks.")
 
@@ -98,8 +99,15 @@ def _ref(operand):
     return None if operand is None else operand.ref()
 
 
+def _integer(name, value):
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError("%s: must be an integer, not %s" % (name, type(value).__name__)) from None
+
+
 def _c_int(name, value):
-    value = operator.index(value)
+    value = _integer(name, value)
     if not -(2**31) <= value < 2**31:
         raise FusedAttentionError("%s: %d does not fit the library's int" % (name, value),
                                   "FAS_ERR_VALUE")
@@ -107,7 +115,7 @@ def _c_int(name, value):
 
 
 def _uint64(name, value):
-    value = operator.index(value)
+    value = _integer(name, value)
     if not 0 <= value < 2**64:
         raise FusedAttentionError("%s: %d is outside 0 .. 2**64 - 1" % (name, value),
                                   "FAS_ERR_VALUE")

@@ -33,7 +33,7 @@ def _operand(name, x):
     if a.dtype.byteorder not in ("=", "|"):
         a = a.astype(a.dtype.newbyteorder("="))
     a = np.require(a, requirements=["C", "A"])
-    return _core.Operand(a, a.ctypes.data, dtype_id, a.shape, dtype_name=a.dtype)
+    return _core.Operand(a, a.ctypes.data, dtype_id, a.shape, py_dtype=a.dtype)
 
 
 def _alloc_numpy(dtypes):

@@ -77,7 +77,7 @@ def _operand(name, t):
         c = c.resolve_conj()
     c = c.contiguous()
     return _core.Operand(c, c.data_ptr(), _ACL_IDS[t.dtype], tuple(c.shape),
-                         dtype_name=t.dtype)
+                         py_dtype=t.dtype)
 
 
 def _allocator(dtypes):
@@ -106,12 +106,10 @@ def _forward(want_probs, query_layer, key_layer, value_layer, attention_mask, sc
     k = _operand("key_layer", key_layer)
     v = _operand("value_layer", value_layer)
     m = None if attention_mask is None else _operand("attention_mask", attention_mask)
-    dtype = query_layer.dtype if query_layer.dtype in (
-        torch.float16, torch.float32, torch.bfloat16) else torch.float16
+    dtype = _float_dtype(query_layer, torch.float16)  # the library rejects other dtypes
     dtypes = {"attention_score": dtype, "softmax_output": dtype, "drop_mask": torch.uint8}
     outs = _core.forward(q, k, v, m, scale, keep_prob, flags, _options(keep_prob),
-                         _allocator(dtypes),
-                         want_probs)
+                         _allocator(dtypes), want_probs)
     return [o.owner for o in outs]
 
 

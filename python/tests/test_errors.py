@@ -161,8 +161,10 @@ def test_checks_python_alone_can_make():
         _fwd(q=np.empty((B, N, S, D), dtype=object))
     with pytest.raises(TypeError, match="scale: must be a real number"):
         _fwd(scale="0.5")
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="threads: must be an integer, not float"):
         _fwd(threads=1.5)
+    with pytest.raises(TypeError, match="seed: must be an integer, not str"):
+        _fwd(seed="7")
 
 
 def test_no_error_leaves_a_sentence_behind():
