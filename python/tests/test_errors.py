@@ -70,7 +70,7 @@ FORWARD_CASES = [
     ("scale huge int", lambda: _fwd(scale=10**400), "FAS_ERR_VALUE",
      "scale: inf is not a finite number"),
     ("scale beyond fp32", lambda: _fwd(scale=1e300), "FAS_ERR_VALUE",
-     "scale: 1e+300 is beyond the fp32 range the pipeline computes in (|scale| <= 3.40282e+38)"),
+     "scale: 1e+300 is beyond the fp32 range the pipeline computes in (|scale| <= 3.4028234663852886e+38)"),
     ("threads negative", lambda: _fwd(threads=-1), "FAS_ERR_VALUE",
      "options: num_threads is -1, must be >= 0"),
 ]
