@@ -47,7 +47,8 @@ typedef struct bench_result {
     double fused_median, fused_min;
     double floor_median, floor_min;
     double naive_median, naive_min;
-    int64_t mem_growth_kib; /* -1 when unavailable */
+    double write_median, write_min; /* the write floor (fwd_probs); 0 for other modes */
+    int64_t mem_growth_kib;         /* -1 when unavailable */
     bench_mem_method mem_method;
 } bench_result;
 
@@ -86,6 +87,14 @@ int bench_run_case(const bench_config *cfg, const bench_shape *shape, const benc
 
 const char *bench_mode_name(bench_mode mode);
 double bench_default_keep_prob(const bench_config *cfg, bench_mode mode);
+
+/* ---- bench_write.c ------------------------------------------------------------------- */
+
+/* The write floor of fwd_probs: probs and dmask written by the library's block storers in the
+ * pipeline's blocking on `threads` threads. create returns NULL when out of memory. */
+void *bench_write_create(const fas_tensor *probs, const fas_tensor *dmask, int threads);
+void bench_write_run(void *job, int threads);
+void bench_write_destroy(void *job);
 
 /* ---- bench_baseline.c ----------------------------------------------------------------- */
 

@@ -214,12 +214,22 @@ static int run_mode(case_state *cs, bench_mode mode, bench_result *r)
     bench_baseline *bl = bench_baseline_create(cfg, s, mode, keep_prob, cs->scale, &cs->ops);
     if (!bl) return report_oom(cs, "baseline buffers");
 
-    double *times = malloc(3 * (size_t)cfg->repeat * sizeof *times);
+    void *writer = NULL;
+    if (mode == BENCH_FWD_PROBS) {
+        writer = bench_write_create(&cs->ops.probs, &cs->ops.dmask, cfg->threads);
+        if (!writer) {
+            bench_baseline_destroy(bl);
+            return report_oom(cs, "write floor buffers");
+        }
+    }
+    double *times = malloc(4 * (size_t)cfg->repeat * sizeof *times);
     if (!times) {
+        bench_write_destroy(writer);
         bench_baseline_destroy(bl);
         return report_oom(cs, "timings");
     }
     double *t_fused = times, *t_floor = times + cfg->repeat, *t_naive = times + 2 * cfg->repeat;
+    double *t_write = times + 3 * cfg->repeat;
     int rc = 0;
 
     for (int w = 0; w < cfg->warmup && rc == 0; w++) {
@@ -227,6 +237,7 @@ static int run_mode(case_state *cs, bench_mode mode, bench_result *r)
         if (st != FAS_OK) rc = report_failure(cs, api, mode, st);
         bench_floor_run(bl);
         bench_naive_run(bl);
+        if (writer) bench_write_run(writer, cfg->threads);
     }
     if (rc == 0) {
         bench_mem_probe probe;
@@ -248,16 +259,21 @@ static int run_mode(case_state *cs, bench_mode mode, bench_result *r)
         double t2 = bench_now();
         bench_naive_run(bl);
         double t3 = bench_now();
+        if (writer) bench_write_run(writer, cfg->threads);
+        double t4 = bench_now();
         t_fused[i] = t1 - t0;
         t_floor[i] = t2 - t1;
         t_naive[i] = t3 - t2;
+        t_write[i] = t4 - t3;
     }
     if (rc == 0) {
         summarise(t_fused, cfg->repeat, &r->fused_median, &r->fused_min);
         summarise(t_floor, cfg->repeat, &r->floor_median, &r->floor_min);
         summarise(t_naive, cfg->repeat, &r->naive_median, &r->naive_min);
+        if (writer) summarise(t_write, cfg->repeat, &r->write_median, &r->write_min);
     }
     free(times);
+    bench_write_destroy(writer);
     bench_baseline_destroy(bl);
     return rc;
 }

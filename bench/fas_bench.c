@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "bench_peak.h"
 
 enum { MAX_SHAPES = 64 };
 
@@ -41,6 +42,7 @@ typedef struct cli {
 } cli;
 
 typedef struct env_info {
+    bench_peak peak;
     char cpu[256];
     char simd_why[160];
     const char *simd;
@@ -319,6 +321,12 @@ static void print_header(FILE *f, const char *prefix, const cli *c, const env_in
     header_line(f, prefix, "cpu", "%s (%d cores online)", env->cpu, bench_online_cores());
     header_line(f, prefix, "SIMD path", "%s (%s)", env->simd, env->simd_why);
     header_line(f, prefix, "blas", "%s", env->blas);
+    if (env->peak.level)
+        header_line(f, prefix, "fma peak",
+                    "%.1f GFLOP/s on %d thread(s) (avx2 %.1f, avx512 %.1f; 12 chains per thread)",
+                    env->peak.gflops, cfg->threads, env->peak.gflops_avx2, env->peak.gflops_avx512);
+    else
+        header_line(f, prefix, "fma peak", "not measured (no AVX2 or AVX-512 level here)");
     const char *vars[] = {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
                           "OMP_NUM_THREADS",   "OMP_PROC_BIND",    "OMP_PLACES",
                           "GOMP_CPU_AFFINITY"};
@@ -361,6 +369,10 @@ static void print_legend(FILE *f)
         "naive         median time of an unfused fp32 pipeline (fp16->fp32, full score matrix,\n"
         "              one pass per step, permute, fp32->fp16)\n"
         "naive/fused   naive median / fused median: how many times faster the fused call is\n"
+        "%%peak         GFLOP/s as a share of the fp32 FMA peak measured at start (fma peak)\n"
+        "write         fwd_probs: median time of the library's own block storers writing P and\n"
+        "              the drop mask in the pipeline's blocking, same threads (the write floor);\n"
+        "              f/(fl+wr) = fused median / (floor median + write median)\n"
         "peak MiB      peak resident memory growth of one fused call (VmHWM, own process);\n"
         "              '>' marks a lower bound (peak could not be reset)\n"
         "note          'noisy' names each timing whose median exceeds its min by more than 20%%\n"
@@ -369,9 +381,10 @@ static void print_legend(FILE *f)
 
 static void print_table_head(void)
 {
-    printf("\n%-22s %-9s %-3s %5s %10s %10s %8s %10s %11s %10s %11s %9s  %s\n", "shape B,N,Sq,Sk,D",
-           "mode", "fmt", "keep", "median ms", "min ms", "GFLOP/s", "floor ms", "fused/floor",
-           "naive ms", "naive/fused", "peak MiB", "note");
+    printf("\n%-22s %-9s %-3s %5s %10s %10s %8s %6s %10s %11s %9s %9s %10s %11s %9s  %s\n",
+           "shape B,N,Sq,Sk,D", "mode", "fmt", "keep", "median ms", "min ms", "GFLOP/s", "%peak",
+           "floor ms", "fused/floor", "write ms", "f/(fl+wr)", "naive ms", "naive/fused",
+           "peak MiB", "note");
 }
 
 static void mem_text(const bench_result *r, char *buf, size_t size)
@@ -399,7 +412,8 @@ static void note_text(const bench_result *r, char *buf, size_t size)
         double median, min;
     } t[] = {{"fused", r->fused_median, r->fused_min},
              {"floor", r->floor_median, r->floor_min},
-             {"naive", r->naive_median, r->naive_min}};
+             {"naive", r->naive_median, r->naive_min},
+             {"write", r->write_median, r->write_min}};
     size_t used = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
@@ -408,29 +422,57 @@ static void note_text(const bench_result *r, char *buf, size_t size)
                                      used ? ", " : "noisy: ", t[i].name);
 }
 
-static void print_table_row(const cli *c, const bench_result *r)
+static void print_table_row(const cli *c, const env_info *env, const bench_result *r)
 {
-    char label[96], mem[32], note[64];
+    char label[96], mem[32], note[64], peak[16] = "-", write[16] = "-", ratio[16] = "-";
     shape_label(&r->shape, label, sizeof label);
     mem_text(r, mem, sizeof mem);
     note_text(r, note, sizeof note);
-    printf("%-22s %-9s %-3s %5.2f %10.2f %10.2f %8.1f %10.2f %11.2f %10.2f %11.2f %9s  %s\n", label,
-           bench_mode_name(r->mode), format_name(c->cfg.format), r->keep_prob,
-           r->fused_median * 1e3, r->fused_min * 1e3, r->gflop / r->fused_median,
-           r->floor_median * 1e3, r->fused_median / r->floor_median, r->naive_median * 1e3,
-           r->naive_median / r->fused_median, mem, note);
+    if (env->peak.gflops > 0)
+        snprintf(peak, sizeof peak, "%.0f%%",
+                 100.0 * r->gflop / r->fused_median / env->peak.gflops);
+    if (r->write_median > 0) {
+        snprintf(write, sizeof write, "%.2f", r->write_median * 1e3);
+        snprintf(ratio, sizeof ratio, "%.2f",
+                 r->fused_median / (r->floor_median + r->write_median));
+    }
+    printf("%-22s %-9s %-3s %5.2f %10.2f %10.2f %8.1f %6s %10.2f %11.2f %9s %9s %10.2f %11.2f %9s "
+           " %s\n",
+           label, bench_mode_name(r->mode), format_name(c->cfg.format), r->keep_prob,
+           r->fused_median * 1e3, r->fused_min * 1e3, r->gflop / r->fused_median, peak,
+           r->floor_median * 1e3, r->fused_median / r->floor_median, write, ratio,
+           r->naive_median * 1e3, r->naive_median / r->fused_median, mem, note);
 }
 
 static const char *csv_columns =
     "b,n,sq,sk,d,dv,mode,format,precision,threads,keep_prob,warmup,repeat,gflop,fused_median_ms,"
     "fused_min_ms,gflops,floor_median_ms,floor_min_ms,floor_gflops,fused_over_floor,"
-    "naive_median_ms,naive_min_ms,naive_over_fused,peak_rss_growth_kib,peak_rss_method";
+    "naive_median_ms,naive_min_ms,naive_over_fused,peak_rss_growth_kib,peak_rss_method,"
+    "write_median_ms,fused_over_floor_plus_write,fma_peak_gflops,share_of_peak";
 
-static void print_csv_row(const cli *c, const bench_result *r)
+/* The write floor's columns and the share of the FMA peak: empty where they do not apply. */
+static void extra_fields(const env_info *env, const bench_result *r, char *buf, size_t size)
+{
+    char wr[32] = "", ratio[32] = "", peak[32] = "", share[32] = "";
+    if (r->write_median > 0) {
+        snprintf(wr, sizeof wr, "%.4f", r->write_median * 1e3);
+        snprintf(ratio, sizeof ratio, "%.4f",
+                 r->fused_median / (r->floor_median + r->write_median));
+    }
+    if (env->peak.gflops > 0) {
+        snprintf(peak, sizeof peak, "%.3f", env->peak.gflops);
+        snprintf(share, sizeof share, "%.4f", r->gflop / r->fused_median / env->peak.gflops);
+    }
+    snprintf(buf, size, "%s,%s,%s,%s", wr, ratio, peak, share);
+}
+
+static void print_csv_row(const cli *c, const env_info *env, const bench_result *r)
 {
     const bench_shape *s = &r->shape;
+    char extra[160];
+    extra_fields(env, r, extra, sizeof extra);
     printf("%lld,%lld,%lld,%lld,%lld,%lld,%s,%s,%s,%d,%g,%d,%d,%.6f,%.4f,%.4f,%.3f,%.4f,%.4f,%.3f,"
-           "%.4f,%.4f,%.4f,%.4f,%lld,%s\n",
+           "%.4f,%.4f,%.4f,%.4f,%lld,%s,%s\n",
            (long long)s->b, (long long)s->n, (long long)s->sq, (long long)s->sk, (long long)s->d,
            (long long)s->dv, bench_mode_name(r->mode), format_name(c->cfg.format),
            precision_name(c->cfg.precision), c->cfg.threads, r->keep_prob, c->cfg.warmup,
@@ -438,7 +480,7 @@ static void print_csv_row(const cli *c, const bench_result *r)
            r->gflop / r->fused_median, r->floor_median * 1e3, r->floor_min * 1e3,
            r->gflop / r->floor_median, r->fused_median / r->floor_median, r->naive_median * 1e3,
            r->naive_min * 1e3, r->naive_median / r->fused_median, (long long)r->mem_growth_kib,
-           mem_method_name(r->mem_method));
+           mem_method_name(r->mem_method), extra);
 }
 
 static void json_string(const char *s)
@@ -477,6 +519,12 @@ static void print_json_object(const cli *c, const env_info *env, const bench_res
            "\"peak_rss_growth_kib\": %lld, \"peak_rss_method\": \"%s\",\n",
            r->naive_median * 1e3, r->naive_min * 1e3, r->naive_median / r->fused_median,
            (long long)r->mem_growth_kib, mem_method_name(r->mem_method));
+    if (r->write_median > 0)
+        printf("   \"write_median_ms\": %.4f, \"fused_over_floor_plus_write\": %.4f,\n",
+               r->write_median * 1e3, r->fused_median / (r->floor_median + r->write_median));
+    if (env->peak.gflops > 0)
+        printf("   \"fma_peak_gflops\": %.3f, \"share_of_peak\": %.4f,\n", env->peak.gflops,
+               r->gflop / r->fused_median / env->peak.gflops);
     printf("   \"library_version\": ");
     json_string(fas_version_string());
     printf(", \"cpu\": ");
@@ -579,6 +627,7 @@ int main(int argc, char **argv)
     (void)bench_expected_simd(env.simd_why, sizeof env.simd_why);
     env.simd = fas_simd_level();
     bench_blas_description(env.blas, sizeof env.blas);
+    env.peak = bench_measure_peak(c.cfg.threads);
 
     double start = bench_now();
     if (c.style == OUT_TABLE) {
@@ -603,9 +652,9 @@ int main(int argc, char **argv)
         }
         for (int m = 0; m < c.nmodes; m++) {
             if (c.style == OUT_TABLE)
-                print_table_row(&c, &results[m]);
+                print_table_row(&c, &env, &results[m]);
             else if (c.style == OUT_CSV)
-                print_csv_row(&c, &results[m]);
+                print_csv_row(&c, &env, &results[m]);
             else
                 print_json_object(&c, &env, &results[m], first);
             first = false;
