@@ -45,6 +45,7 @@
 
 #include "attn_case.h"
 #include "npu_model.h"
+#include "pipeline/npu.h"
 
 /* ============================================================================================
  * (a) The row-max block reduction: the blocks that NEVER take part, for T = S/16 = 1 .. 32,
@@ -130,6 +131,23 @@ static void test_rowmax_table(void **state)
         }
     }
     assert_int_equal(failures, 0);
+}
+
+/* The library's own reduction (fasi_npu_max_blocks, which the NPU mode's row max visits)
+ * against the same hand-written table. */
+static void test_rowmax_table_library(void **state)
+{
+    (void)state;
+    for (int t = 1; t <= NPU_TABLE_MAX_T; t++) {
+        uint8_t take[NPU_TABLE_MAX_T];
+        fasi_npu_max_blocks(t, take);
+        uint64_t got = 0;
+        for (int b = 0; b < t; b++) got |= (uint64_t)(take[b] != 0) << b;
+        if (got != table_used_mask(t))
+            printf("  T = %d: the library visits 0x%llx, the table says 0x%llx\n", t,
+                   (unsigned long long)got, (unsigned long long)table_used_mask(t));
+        assert_true(got == table_used_mask(t));
+    }
 }
 
 /* The value reduction (written as the kernel's loop) agrees with the participant list: on
@@ -1793,13 +1811,13 @@ static void test_threads_and_impls(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rowmax_table),        cmocka_unit_test(test_rowmax_values),
-        cmocka_unit_test(test_row_sum_orders),      cmocka_unit_test(test_model_fp16_rounding),
-        cmocka_unit_test(test_model_against_fp64),  cmocka_unit_test(test_model_left_out_blocks),
-        cmocka_unit_test(test_overflow_model),      cmocka_unit_test(test_bounds_can_fail),
-        cmocka_unit_test(test_library_vs_model),    cmocka_unit_test(test_overflow_library),
-        cmocka_unit_test(test_fp32_mode_unchanged), cmocka_unit_test(test_out_of_domain),
-        cmocka_unit_test(test_threads_and_impls),
+        cmocka_unit_test(test_rowmax_table),          cmocka_unit_test(test_rowmax_table_library),
+        cmocka_unit_test(test_rowmax_values),         cmocka_unit_test(test_row_sum_orders),
+        cmocka_unit_test(test_model_fp16_rounding),   cmocka_unit_test(test_model_against_fp64),
+        cmocka_unit_test(test_model_left_out_blocks), cmocka_unit_test(test_overflow_model),
+        cmocka_unit_test(test_bounds_can_fail),       cmocka_unit_test(test_library_vs_model),
+        cmocka_unit_test(test_overflow_library),      cmocka_unit_test(test_fp32_mode_unchanged),
+        cmocka_unit_test(test_out_of_domain),         cmocka_unit_test(test_threads_and_impls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
