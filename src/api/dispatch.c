@@ -2,6 +2,7 @@
 #include <stdatomic.h>
 
 #include "api/dispatch.h"
+#include "kernels/gemm.h"
 #include "kernels/rowops.h"
 #include "layout/layout.h"
 #include "rng/philox.h"
@@ -63,6 +64,7 @@ static void build_tables(void)
         k->name = "portable";
         fasi_register_fp16_portable(k);
         fasi_register_rowops_portable(k);
+        fasi_register_gemm_portable(k);
         fasi_register_philox_portable(k);
 #if FAS_HAVE_X86_SIMD
         tables[FASI_ISA_AVX2] = *k;
@@ -71,6 +73,7 @@ static void build_tables(void)
         k->name = "avx2";
         fasi_register_fp16_avx2(k);
         fasi_register_rowops_avx2(k);
+        fasi_register_gemm_avx2(k);
         fasi_register_philox_avx2(k);
         tables[FASI_ISA_AVX512] = *k;
         k = &tables[FASI_ISA_AVX512];
@@ -78,6 +81,7 @@ static void build_tables(void)
         k->name = "avx512";
         fasi_register_fp16_avx512(k);
         fasi_register_rowops_avx512(k);
+        fasi_register_gemm_avx512(k);
         fasi_register_philox_avx512(k);
 #endif
         atomic_store_explicit(&tables_ready, 2, memory_order_release);

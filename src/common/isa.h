@@ -59,6 +59,16 @@ typedef struct fasi_kernels {
     /* dp[j] = s * p[j] * (dp[j] - c): the softmax backward row pass, s = scale */
     void (*softmax_bwd)(float *dp, const float *p, size_t n, float c, float s);
 
+    /* The forward's matrix products: for i < m, j < n,
+     *   acc = +0; for t = 0 .. k-1: acc = fma(a[i*lda + t], B[t][j], acc)   (one rounding each)
+     *   c[i*ldc + j] = accumulate ? fma(alpha, acc, c[i*ldc + j]) : alpha * acc
+     * with B packed in panels of FASI_PANEL columns (kernels/gemm.h): B[t][j] is
+     * bp[(j / FASI_PANEL) * panel_stride + t * FASI_PANEL + j % FASI_PANEL]. Every level runs
+     * exactly these operations in this order, so the result is bit-identical everywhere (and
+     * on every machine). Nothing outside the m x n rectangle of c is written. */
+    void (*gemm)(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+                 const float *bp, size_t panel_stride, float *c, size_t ldc, bool accumulate);
+
     /* NPU precision mode (docs/precision.md). h(x) rounds an fp32 value to fp16 (to nearest
      * even, overflow to +-inf, IEEE subnormals) and back; every entry applies h after each
      * operation exactly as written, and every level is bit-identical to the portable one. */

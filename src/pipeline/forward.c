@@ -22,6 +22,7 @@
 #include "common/memory.h"
 #include "problem/problem.h"
 #include "common/status.h"
+#include "kernels/gemm.h"
 #include "pipeline/npu.h"
 #include "pipeline/parallel.h"
 
@@ -36,8 +37,10 @@ typedef struct fwd_scratch {
     uint8_t *keep; /* rows x tile */
     float *kp;     /* sk x d */
     float *vp;     /* sk x dv */
+    float *kpp;    /* K^T [d x sk] packed in panels of keys (kernels/gemm.h) */
+    float *vpp;    /* V [sk x dv] packed in panels of value columns */
     float *c;      /* rows x dv (sk x dv with transpose_a) */
-    float *mrow;   /* tile: one mask row (scale == 0 only) */
+    float *mrow;   /* tile: one mask row (NPU precision) */
     float *m, *l;  /* rows: running max and sum (streaming) */
     float *e32;    /* sk: the fp32 exps of one row (NPU precision) */
     int64_t head;  /* head whose K, V are in kp, vp; -1 none */
@@ -53,39 +56,50 @@ typedef struct fwd_ctx {
     const fasi_npu_plan *npu; /* NPU precision mode; NULL for fp32 */
 } fwd_ctx;
 
+/* K and V of head (b, n) as fp32, and packed for the gemm entry: K^T in panels of 16 keys
+ * (the right operand of Q . K^T), V in panels of 16 value columns. */
 static void load_head_panels(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n)
 {
-    int64_t head = b * p->core.n + n;
+    const int64_t head = b * p->core.n + n, sk = p->core.sk, d = p->core.d, dv = p->core.dv;
     if (w->head == head) return;
-    fasi_heads_load_f32(p->core.kern, &p->k, b, n, 0, p->core.sk, 0, p->core.d, w->kp, p->core.d);
-    fasi_heads_load_f32(p->core.kern, &p->v, b, n, 0, p->core.sk, 0, p->core.dv, w->vp, p->core.dv);
+    fasi_heads_load_f32(p->core.kern, &p->k, b, n, 0, sk, 0, d, w->kp, d);
+    fasi_heads_load_f32(p->core.kern, &p->v, b, n, 0, sk, 0, dv, w->vp, dv);
+    fasi_pack_panels(w->kp, (size_t)d, (size_t)d, (size_t)sk, 1, w->kpp);
+    /* with transpose_a the context is Pd^T . V, on BLAS with V row-major */
+    if (!p->transpose_a) fasi_pack_panels(w->vp, (size_t)dv, (size_t)sk, (size_t)dv, 0, w->vpp);
     w->head = head;
 }
 
+/* S = Q . K^T over keys j0 .. j0+nt-1 into w->s (rows x nt, row stride nt), as the gemm entry
+ * computes it: the fp32 sum of products (Q rows in w->q). */
+static void qk_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t nr, int64_t j0, int64_t nt,
+                    float alpha, bool accumulate)
+{
+    const int64_t d = p->core.d;
+    p->core.kern->gemm((size_t)nr, (size_t)nt, (size_t)d, alpha, w->q, (size_t)d,
+                       w->kpp + j0 / FASI_PANEL * FASI_PANEL * d, (size_t)(d * FASI_PANEL), w->s,
+                       (size_t)nt, accumulate);
+}
+
+/* w->c (rows x dv) = (accumulate ? w->c : 0) + Pd . V over keys j0 .. j0+nt-1 (Pd in w->s, row
+ * stride nt). */
+static void pv_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t nr, int64_t j0, int64_t nt,
+                    bool accumulate)
+{
+    const int64_t dv = p->core.dv;
+    p->core.kern->gemm((size_t)nr, (size_t)dv, (size_t)nt, 1.0f, w->s, (size_t)nt,
+                       w->vpp + j0 * FASI_PANEL, (size_t)(p->core.sk * FASI_PANEL), w->c,
+                       (size_t)dv, accumulate);
+}
+
 /* w->s[r][t] = scale * Q[i0+r] . K[j0+t] + mask for r < nr, t < nt (row stride nt); w->q must
- * hold the block's query rows. The mask tile is unpacked into w->s first and added by the
- * sgemm itself (beta = 1), so it costs no separate pass. */
+ * hold the block's query rows. The mask tile is unpacked into w->s first and the gemm adds the
+ * scaled product to it (fma(scale, sum, mask)), so it costs no separate pass; scale 0 still
+ * gives NaN where Q . K^T is NaN or infinite, as IEEE 0 * x does. */
 static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n, int64_t i0,
                        int64_t nr, int64_t j0, int64_t nt)
 {
     const float alpha = (float)p->core.scale;
-    if (alpha == 0.0f) {
-        /* BLAS never reads A and B when alpha is 0, which would hide a NaN or inf of Q.K^T;
-         * IEEE says 0 * NaN = NaN, so form the product, scale it, then add the mask */
-        const fasi_kernels *k = p->core.kern;
-        fasi_sgemm(false, true, nr, nt, p->core.d, 1.0f, w->q, p->core.d, w->kp + j0 * p->core.d,
-                   p->core.d, 0.0f, w->s, nt);
-        k->scale(w->s, (size_t)(nr * nt), 0.0f);
-        if (!p->mask.present) return;
-        int64_t mmat = fasi_mask_matrix(&p->mask, b, n);
-        for (int64_t r = 0; r < nr; r++) {
-            int64_t mr = p->mask.mask_rows == 1 ? 0 : i0 + r;
-            fasi_mat_load_f32(k, &p->mask.mat, mmat, false, mr, 1, j0, nt, w->mrow, nt);
-            k->add(w->s + r * nt, w->mrow, (size_t)nt);
-        }
-        return;
-    }
-    float beta = 0.0f;
     if (p->mask.present) {
         int64_t mmat = fasi_mask_matrix(&p->mask, b, n);
         if (p->mask.mask_rows == 1) {
@@ -94,10 +108,8 @@ static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int
         } else {
             fasi_mat_load_f32(p->core.kern, &p->mask.mat, mmat, false, i0, nr, j0, nt, w->s, nt);
         }
-        beta = 1.0f;
     }
-    fasi_sgemm(false, true, nr, nt, p->core.d, alpha, w->q, p->core.d, w->kp + j0 * p->core.d,
-               p->core.d, beta, w->s, nt);
+    qk_tile(p, w, nr, j0, nt, alpha, p->mask.present);
 }
 
 /* Apply dropout to the probabilities in w->s (rows x nt, keys j0..j0+nt) and write the drop
@@ -139,7 +151,8 @@ static void npu_softmax_block(const fasi_fwd_problem *p, const fasi_npu_plan *np
 {
     const fasi_kernels *k = p->core.kern;
     const int64_t sk = p->core.sk, d = p->core.d;
-    fasi_sgemm(false, true, nr, sk, d, 1.0f, w->q, d, w->kp, d, 0.0f, w->s, sk);
+    (void)d;
+    qk_tile(p, w, nr, 0, sk, 1.0f, false);
     const int64_t mmat = p->mask.present ? fasi_mask_matrix(&p->mask, b, n) : 0;
     for (int64_t r = 0; r < nr; r++) {
         if (p->mask.present && (r == 0 || p->mask.mask_rows != 1))
@@ -213,7 +226,7 @@ static void streaming_block(const fwd_ctx *ctx, fwd_scratch *w, int64_t b, int64
             w->l[r] += k->exp_shift_sum(row, (size_t)nt, mnew);
         }
         dropout_tile(p, NULL, w, head, i0, nr, j0, nt);
-        fasi_sgemm(false, false, nr, dv, nt, 1.0f, w->s, nt, w->vp + j0 * dv, dv, 1.0f, w->c, dv);
+        pv_tile(p, w, nr, j0, nt, true);
     }
     for (int64_t r = 0; r < nr; r++) {
         /* l == 0 only for a row whose every logit is -inf: its context stays zero */
@@ -254,8 +267,7 @@ static void forward_task(void *vctx, int thread, int64_t task)
         streaming_block(ctx, w, b, n, i0, nr);
     } else {
         probs_block(p, ctx->npu, w, b, n, i0, nr);
-        fasi_sgemm(false, false, nr, p->core.dv, p->core.sk, 1.0f, w->s, p->core.sk, w->vp,
-                   p->core.dv, 0.0f, w->c, p->core.dv);
+        pv_tile(p, w, nr, 0, p->core.sk, false);
     }
     fasi_heads_store_f32(p->core.kern, &p->out, b, n, i0, nr, 0, p->core.dv, w->c, p->core.dv);
 }
@@ -270,6 +282,11 @@ static void carve_scratch(const fwd_ctx *ctx, fasi_arena *a, fwd_scratch *w)
     w->keep = fasi_arena_take(a, rows * tile, 1);
     w->kp = fasi_arena_take(a, sk * p->core.d, sizeof(float));
     w->vp = fasi_arena_take(a, sk * p->core.dv, sizeof(float));
+    w->kpp = fasi_arena_take(a, (int64_t)fasi_packed_floats((size_t)p->core.d, (size_t)sk),
+                             sizeof(float));
+    w->vpp = fasi_arena_take(
+        a, p->transpose_a ? 0 : (int64_t)fasi_packed_floats((size_t)sk, (size_t)p->core.dv),
+        sizeof(float));
     w->c = fasi_arena_take(a, (p->transpose_a ? sk : rows) * p->core.dv, sizeof(float));
     w->m = fasi_arena_take(a, rows, sizeof(float));
     w->l = fasi_arena_take(a, rows, sizeof(float));

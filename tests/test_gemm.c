@@ -1,0 +1,149 @@
+/* The gemm entry of the kernel table (kernels/gemm.h) at every SIMD level: every element equals
+ * its definition - one chain of fmaf (the C library's, not the library's code) in increasing t
+ * from +0, then alpha fused into the accumulation - bit for bit, on random shapes with odd sizes,
+ * both accumulate modes, alpha 0, 1 and others, NaN, +-inf and -0 among the operands; nothing
+ * outside the m x n rectangle is written; and the panel packing against its index formula. */
+#include <math.h>
+#include <string.h>
+
+#include "fas_test.h"
+#include "api/dispatch.h"
+#include "kernels/gemm.h"
+
+static bool same_float(float a, float b)
+{
+    return fast_f32_bits(a) == fast_f32_bits(b) || (isnan(a) && isnan(b));
+}
+
+static float operand(fast_rng *r)
+{
+    switch (fast_rng_int(r, 0, 40)) {
+    case 0: return NAN;
+    case 1: return INFINITY;
+    case 2: return -INFINITY;
+    case 3: return -0.0f;
+    case 4: return 0.0f;
+    default: return (float)fast_rng_uniform(r, -2, 2);
+    }
+}
+
+static void check_case(const fasi_kernels *k, fast_rng *r, size_t m, size_t n, size_t kk,
+                       bool specials)
+{
+    const size_t lda = kk + (size_t)fast_rng_int(r, 0, 3), ldc = n + (size_t)fast_rng_int(r, 0, 5);
+    const size_t ldb = n + (size_t)fast_rng_int(r, 0, 2);
+    float *a = malloc((m * lda + 1) * sizeof *a), *b = malloc((kk * ldb + 1) * sizeof *b);
+    float *bp = aligned_alloc(64, (fasi_packed_floats(kk, n) + 16) * sizeof *bp);
+    float *c = malloc((m * ldc + 8) * sizeof *c), *c0 = malloc((m * ldc + 8) * sizeof *c0);
+    assert_true(a && b && bp && c && c0);
+    for (size_t i = 0; i < m * lda; i++)
+        a[i] = specials ? operand(r) : (float)fast_rng_uniform(r, -1, 1);
+    for (size_t i = 0; i < kk * ldb; i++)
+        b[i] = specials ? operand(r) : (float)fast_rng_uniform(r, -1, 1);
+    for (size_t i = 0; i < m * ldc + 8; i++)
+        c0[i] = specials ? operand(r) : (float)fast_rng_uniform(r, -1, 1);
+    const float alphas[] = {1.0f, 0.0f, 0.125f, -3.0f, (float)fast_rng_uniform(r, -2, 2)};
+    const float alpha = alphas[fast_rng_int(r, 0, 4)];
+    const bool accumulate = fast_rng_int(r, 0, 1) != 0;
+    fasi_pack_panels(b, ldb, kk, n, 0, bp);
+    memcpy(c, c0, (m * ldc + 8) * sizeof *c);
+    k->gemm(m, n, kk, alpha, a, lda, bp, kk * FASI_PANEL, c, ldc, accumulate);
+    for (size_t i = 0; i < m; i++) {
+        for (size_t j = 0; j < ldc; j++) {
+            float want = c0[i * ldc + j];
+            if (j < n) {
+                float acc = 0.0f;
+                for (size_t t = 0; t < kk; t++) acc = fmaf(a[i * lda + t], b[t * ldb + j], acc);
+                want = accumulate ? fmaf(alpha, acc, want) : alpha * acc;
+            }
+            if (!same_float(c[i * ldc + j], want)) {
+                printf("%s gemm m=%zu n=%zu k=%zu alpha=%a acc=%d: c[%zu][%zu] = %a, want %a\n",
+                       k->name, m, n, kk, alpha, (int)accumulate, i, j, c[i * ldc + j], want);
+                fail();
+            }
+        }
+    }
+    for (size_t i = m * ldc; i < m * ldc + 8; i++) assert_true(same_float(c[i], c0[i]));
+    free(a);
+    free(b);
+    free(bp);
+    free(c);
+    free(c0);
+}
+
+static void check_level(fasi_isa isa, uint64_t seed)
+{
+    const fasi_kernels *k = fasi_kernels_for(isa);
+    if (!k) {
+        printf("[ SKIP     ] level %d: not available on this CPU or build\n", (int)isa);
+        skip();
+    }
+    if (isa != FASI_ISA_PORTABLE)
+        assert_ptr_not_equal(k->gemm, fasi_kernels_for(FASI_ISA_PORTABLE)->gemm);
+    fast_rng r;
+    fast_rng_seed(&r, fast_test_seed(k->name, seed));
+    for (int rep = 0; rep < 300; rep++)
+        check_case(k, &r, (size_t)fast_rng_int(&r, 0, 30), (size_t)fast_rng_int(&r, 0, 70),
+                   (size_t)fast_rng_int(&r, 0, 80), rep % 4 == 0);
+    /* the forward's shapes: 128 rows, D = 64 by 512 keys, 512 keys by Dv = 64 */
+    check_case(k, &r, 128, 512, 64, false);
+    check_case(k, &r, 128, 64, 512, false);
+}
+
+static void test_pack(void **state)
+{
+    (void)state;
+    fast_rng r;
+    fast_rng_seed(&r, fast_test_seed("pack", 7));
+    for (int rep = 0; rep < 50; rep++) {
+        size_t rows = (size_t)fast_rng_int(&r, 1, 40), cols = (size_t)fast_rng_int(&r, 1, 50);
+        int trans = rep % 2;
+        size_t ld = (trans ? rows : cols) + (size_t)fast_rng_int(&r, 0, 3);
+        size_t stored_rows = trans ? cols : rows;
+        float *src = malloc(stored_rows * ld * sizeof *src);
+        float *dst = malloc(fasi_packed_floats(rows, cols) * sizeof *dst);
+        assert_true(src && dst);
+        for (size_t i = 0; i < stored_rows * ld; i++) src[i] = (float)i;
+        memset(dst, 0xff, fasi_packed_floats(rows, cols) * sizeof *dst);
+        fasi_pack_panels(src, ld, rows, cols, trans, dst);
+        size_t panels = (cols + 15) / 16;
+        for (size_t p = 0; p < panels; p++)
+            for (size_t t = 0; t < rows; t++)
+                for (size_t l = 0; l < 16; l++) {
+                    size_t j = p * 16 + l;
+                    float want = j >= cols ? 0.0f : trans ? src[j * ld + t] : src[t * ld + j];
+                    assert_true(same_float(dst[p * rows * 16 + t * 16 + l], want));
+                }
+        free(src);
+        free(dst);
+    }
+}
+
+static void test_portable(void **state)
+{
+    (void)state;
+    check_level(FASI_ISA_PORTABLE, 0x6e11);
+}
+
+static void test_avx2(void **state)
+{
+    (void)state;
+    check_level(FASI_ISA_AVX2, 0x6e12);
+}
+
+static void test_avx512(void **state)
+{
+    (void)state;
+    check_level(FASI_ISA_AVX512, 0x6e13);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pack),
+        cmocka_unit_test(test_portable),
+        cmocka_unit_test(test_avx2),
+        cmocka_unit_test(test_avx512),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
