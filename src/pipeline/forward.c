@@ -22,6 +22,7 @@
 #include "common/memory.h"
 #include "problem/problem.h"
 #include "common/status.h"
+#include "kernels/exp_poly.h"
 #include "kernels/gemm.h"
 #include "pipeline/npu.h"
 #include "pipeline/parallel.h"
@@ -218,7 +219,7 @@ static void streaming_block(const fwd_ctx *ctx, fwd_scratch *w, int64_t b, int64
                 continue;
             }
             if (mnew != w->m[r]) {
-                float alpha = w->m[r] == -INFINITY ? 0.0f : expf(w->m[r] - mnew);
+                float alpha = w->m[r] == -INFINITY ? 0.0f : fasi_exp(w->m[r] - mnew);
                 w->l[r] *= alpha;
                 k->scale(w->c + r * dv, (size_t)dv, alpha);
                 w->m[r] = mnew;
