@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "fas_test.h"
+#include "levels.h"
 #include "api/dispatch.h"
 #include "common/isa.h"
 
@@ -32,15 +33,7 @@ static bool same_float(float a, float b)
     return fast_f32_bits(a) == fast_f32_bits(b) || (isnan(a) && isnan(b));
 }
 
-static const fasi_kernels *level_or_skip(fasi_isa isa)
-{
-    const fasi_kernels *k = fasi_kernels_for(isa);
-    if (k == NULL) {
-        printf("level %d not available on this CPU or build\n", (int)isa);
-        skip();
-    }
-    return k;
-}
+static const fasi_kernels *level_or_skip(fasi_isa isa) { return fast_level_or_skip(isa); }
 
 static const fasi_kernels *portable(void) { return fasi_kernels_for(FASI_ISA_PORTABLE); }
 
@@ -563,6 +556,7 @@ static void check_guard_page(fasi_isa isa)
 LEVEL_CASES(portable, FASI_ISA_PORTABLE, 0x5eed0001u)
 LEVEL_CASES(avx2, FASI_ISA_AVX2, 0x5eed0002u)
 LEVEL_CASES(avx512, FASI_ISA_AVX512, 0x5eed0003u)
+LEVEL_CASES(neon, FASI_ISA_NEON, 0x5eed0004u)
 
 #define LEVEL_TESTS(suffix)                                                                        \
     cmocka_unit_test(test_exp_accuracy_##suffix), cmocka_unit_test(test_exp_specials_##suffix),    \
@@ -575,6 +569,7 @@ int main(void)
         LEVEL_TESTS(portable),
         LEVEL_TESTS(avx2),
         LEVEL_TESTS(avx512),
+        LEVEL_TESTS(neon),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
