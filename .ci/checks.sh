@@ -253,9 +253,10 @@ step_format()
 }
 
 # ---- h. aarch64 cross build under qemu -------------------------------------------------------------
-# Serial (FAS_OPENMP=OFF): the suite's thread-count checks need real cores to mean anything, and
-# two emulated threads on two shared cores only slow the run down. The toolchain file runs each
-# test through qemu-aarch64 with the cross toolchain's loader and libc and OPENBLAS_NUM_THREADS=1.
+# Serial (FAS_OPENMP=OFF), which keeps the emulated run short and predictable on two shared
+# cores; the OpenMP build cross-compiles too, and its threads run under qemu with the toolchain
+# file's loader setup. The toolchain file runs each test through qemu-aarch64 with the cross
+# toolchain's loader and libc and OPENBLAS_NUM_THREADS=1.
 step_aarch64()
 {
     local dir=$WORK/aarch64
