@@ -26,9 +26,9 @@
 #endif
 
 /* Streaming stores exist only with SSE2. On aarch64 the same paths use ordinary stores: STNP
- * (a non-temporal pair) is only a hint whose benefit could not be measured where this was
- * written (no arm64 hardware, only emulation), and correctness does not depend on it;
- * stream_dest() is false there, so no caller takes the streaming branches. */
+ * (a non-temporal pair) is only a hint whose benefit has not been measured on arm64 hardware,
+ * and correctness does not depend on it; stream_dest() is false there, so no caller takes the
+ * streaming branches. */
 #define FASI_HAVE_STREAM FASI_HAVE_SSE2
 
 #if defined(__GNUC__)
