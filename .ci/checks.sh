@@ -11,6 +11,9 @@
 #   e. the public header alone under clang (C11 and C++11, warnings as errors)
 #   f. fuzzing for 15 s if fuzz/run.sh exists
 #   g. formatting: every C/C++ source as .clang-format says (clang-format 14, --dry-run --Werror)
+#   h. aarch64 cross build (cmake/toolchains/aarch64-linux-gnu.cmake: Debian's cross GCC, arm64
+#      OpenBLAS and cmocka through multiarch), serial, -Werror, whole unit suite under qemu-aarch64
+#      (NEON level against portable bit for bit, fas_simd_level() == "neon")
 # Every step runs even if an earlier one failed; the summary at the end gives each step's
 # status and time, and the exit status is non-zero if any step failed.
 #
@@ -249,6 +252,36 @@ step_format()
     (cd "$ROOT" && clang-format --dry-run --Werror "${files[@]}")
 }
 
+# ---- h. aarch64 cross build under qemu -------------------------------------------------------------
+# Serial (FAS_OPENMP=OFF), which keeps the emulated run short and predictable on two shared
+# cores; the OpenMP build cross-compiles too, and its threads run under qemu with the toolchain
+# file's loader setup. The toolchain file runs each test through qemu-aarch64 with the cross
+# toolchain's loader and libc and OPENBLAS_NUM_THREADS=1.
+step_aarch64()
+{
+    local dir=$WORK/aarch64
+    local -a pkgs=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libopenblas-dev:arm64
+        libcmocka-dev:arm64 qemu-user)
+    local -a missing=()
+    local pkg
+    for pkg in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$pkg")
+    done
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        echo "installing: ${missing[*]}"
+        dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+        apt-get update
+        apt-get install -y --no-install-recommends "${missing[@]}"
+    fi
+    rm -rf "$dir"
+    cmake -S "$ROOT" -B "$dir" -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/toolchains/aarch64-linux-gnu.cmake" \
+        -DCMAKE_BUILD_TYPE=Release -DFAS_OPENMP=OFF -DFAS_WERROR=ON
+    cmake --build "$dir" -j"$JOBS"
+    aarch64-linux-gnu-readelf -h "$dir/libfused_attention.so" | grep -F 'AArch64' # an arm64 library
+    ctest --test-dir "$dir" -L unit --output-on-failure -j"$JOBS"
+}
+
 run_step a "ASan + UBSan build, unit tests" step_sanitizers
 run_step b "valgrind memcheck of the unit tests ($(basename "$BUILD"))" step_valgrind
 run_step c "install + consumers (C, C++; find_package, pkg-config)" step_consumer
@@ -256,6 +289,7 @@ run_step d "minimal build (FAS_OPENMP=OFF, FAS_SIMD=OFF), unit tests" step_minim
 run_step e "public header under clang (C11, C++11)" step_clang_header
 run_step f "fuzzing (fuzz/run.sh 15)" step_fuzz
 run_step g "formatting (clang-format --dry-run --Werror)" step_format
+run_step h "aarch64 cross build under qemu, unit tests" step_aarch64
 
 printf '\n==============================================================================\n'
 printf '== summary (total %d s)\n' "$((SECONDS - T0))"

@@ -58,23 +58,41 @@ void bench_blas_single_thread(void)
 #endif
 }
 
+/* The value after the colon of a /proc/cpuinfo line, without its newline. */
+static const char *cpuinfo_value(char *line)
+{
+    char *colon = strchr(line, ':');
+    if (!colon) return NULL;
+    colon++;
+    while (*colon == ' ' || *colon == '\t') colon++;
+    colon[strcspn(colon, "\n")] = '\0';
+    return colon;
+}
+
+/* x86 names its CPU in "model name"; arm64 kernels give only "CPU implementer" and "CPU part"
+ * (and "model name" not at all, or as a generic string), which are reported instead. */
 void bench_cpu_model(char *buf, size_t size)
 {
     snprintf(buf, size, "unknown");
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (!f) return;
-    char line[1024];
+    char line[1024], implementer[32] = "", part[32] = "";
+    bool named = false;
     while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) != 0) continue;
-        const char *colon = strchr(line, ':');
-        if (!colon) continue;
-        colon++;
-        while (*colon == ' ' || *colon == '\t') colon++;
-        snprintf(buf, size, "%s", colon);
-        buf[strcspn(buf, "\n")] = '\0';
-        break;
+        const char *v = cpuinfo_value(line);
+        if (!v) continue;
+        if (!named && strncmp(line, "model name", 10) == 0) {
+            snprintf(buf, size, "%s", v);
+            named = true;
+        } else if (!implementer[0] && strncmp(line, "CPU implementer", 15) == 0) {
+            snprintf(implementer, sizeof implementer, "%s", v);
+        } else if (!part[0] && strncmp(line, "CPU part", 8) == 0) {
+            snprintf(part, sizeof part, "%s", v);
+        }
     }
     fclose(f);
+    if (!named && implementer[0])
+        snprintf(buf, size, "CPU implementer %s, part %s", implementer, part[0] ? part : "?");
 }
 
 #if FAS_BENCH_LIB_X86_SIMD
@@ -90,13 +108,17 @@ static bool has_flag(const char *flags, const char *name)
 }
 #endif
 
-/* The library does not export its dispatch decision. It picks AVX-512 with F, DQ, BW and VL,
- * else AVX2 with FMA and F16C, else portable C, in a build that compiled the x86 kernels;
- * /proc/cpuinfo lists a flag only when the kernel also enabled its register state. */
+/* The library does not export its dispatch decision. On x86-64 it picks AVX-512 with F, DQ, BW
+ * and VL, else AVX2 with FMA and F16C, else portable C, in a build that compiled the x86
+ * kernels; /proc/cpuinfo lists a flag only when the kernel also enabled its register state. On
+ * aarch64 a build with the NEON kernels always uses them (NEON is baseline there). */
 const char *bench_expected_simd(char *why, size_t why_size)
 {
-#if !FAS_BENCH_LIB_X86_SIMD
-    snprintf(why, why_size, "library built without the x86 SIMD kernels");
+#if FAS_BENCH_LIB_NEON
+    snprintf(why, why_size, "aarch64: NEON is part of the baseline");
+    return "neon";
+#elif !FAS_BENCH_LIB_X86_SIMD
+    snprintf(why, why_size, "library built without SIMD kernels for this target");
     return "portable";
 #else
     snprintf(why, why_size, "no /proc/cpuinfo flags");

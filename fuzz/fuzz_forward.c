@@ -200,7 +200,7 @@ static void decode(problem *p, fz_reader *rd)
     static const double bad_keeps[4] = {0.0, -0.5, 1.5, NAN};
     p->keep_prob = (hk & 15) == 15 ? bad_keeps[(hk >> 4) & 3] : keeps[hk & 15];
     static const fas_impl forced[4] = {FAS_IMPL_PORTABLE, FAS_IMPL_AVX2, FAS_IMPL_AVX512,
-                                       FAS_IMPL_PORTABLE};
+                                       FAS_IMPL_NEON};
     p->forced = forced[(hk >> 6) & 3];
 
     uint8_t hs = fz_u8(rd);
@@ -835,6 +835,7 @@ static bool forced_supported(fas_impl impl)
     const char *lvl = fas_simd_level();
     if (impl == FAS_IMPL_PORTABLE) return true;
     if (impl == FAS_IMPL_AVX2) return strcmp(lvl, "avx2") == 0 || strcmp(lvl, "avx512") == 0;
+    if (impl == FAS_IMPL_NEON) return strcmp(lvl, "neon") == 0;
     return strcmp(lvl, "avx512") == 0;
 }
 

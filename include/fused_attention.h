@@ -168,11 +168,13 @@ typedef enum fas_impl {
     FAS_IMPL_REFERENCE = 1, /* fp64 oracle: plain loops over logical indices; slow, obvious */
     FAS_IMPL_PORTABLE = 2,  /* blocked pipeline, portable C row kernels (no SIMD) */
     FAS_IMPL_AVX2 = 3,      /* blocked pipeline, AVX2+FMA+F16C; FAS_ERR_UNSUPPORTED if absent */
-    FAS_IMPL_AVX512 = 4     /* blocked pipeline, AVX-512F/BW/VL/DQ; FAS_ERR_UNSUPPORTED if absent */
+    FAS_IMPL_AVX512 = 4,    /* blocked pipeline, AVX-512F/BW/VL/DQ; FAS_ERR_UNSUPPORTED if absent */
+    FAS_IMPL_NEON = 5       /* blocked pipeline, aarch64 NEON; FAS_ERR_UNSUPPORTED if absent */
 } fas_impl;
 
-/* Name of the SIMD level FAS_IMPL_AUTO uses on this CPU and build: "avx512", "avx2" or
- * "portable". Static storage, never NULL. */
+/* Name of the SIMD level FAS_IMPL_AUTO uses on this CPU and build: "avx512", "avx2" (x86-64),
+ * "neon" (aarch64) or "portable" (any other target, or a build with -DFAS_SIMD=OFF). Every
+ * level gives bit-identical results. Static storage, never NULL. */
 FAS_API const char *fas_simd_level(void);
 
 /* Where the computation rounds. FAS_PRECISION_FP32 (the default): every stage in fp32 (the

@@ -3,6 +3,8 @@
 #include <fused_attention.h>
 
 _Static_assert(FAS_OK == 0 && FAS_ERR_INTERNAL == 10, "status values are pinned");
+_Static_assert(FAS_IMPL_AUTO == 0 && FAS_IMPL_AVX512 == 4 && FAS_IMPL_NEON == 5,
+               "fas_impl values are pinned");
 _Static_assert(FAS_DTYPE_FLOAT16 == 1 && FAS_FORMAT_FRACTAL_NZ == 29, "ACL ids");
 
 int main(void)

@@ -12,7 +12,9 @@
  * (half = sign | 0x7e00 | payload >> 13, bf16 = bits >> 16 | 0x0040), widening puts the payload
  * at the top of the float payload and sets the quiet bit. */
 #include "fas_test.h"
+#include "levels.h"
 
+#include <fenv.h>
 #include <math.h>
 #include <string.h>
 
@@ -618,21 +620,193 @@ static void check_level_identical(fasi_isa isa)
 static void test_avx2_identical(void **state)
 {
     (void)state;
-    if (!fasi_kernels_for(FASI_ISA_AVX2)) {
-        printf("  AVX2 level not available on this CPU/build: not tested\n");
-        skip();
-    }
+    (void)fast_level_or_skip(FASI_ISA_AVX2);
     check_level_identical(FASI_ISA_AVX2);
 }
 
 static void test_avx512_identical(void **state)
 {
     (void)state;
-    if (!fasi_kernels_for(FASI_ISA_AVX512)) {
-        printf("  AVX-512 level not available on this CPU/build: not tested\n");
-        skip();
-    }
+    (void)fast_level_or_skip(FASI_ISA_AVX512);
     check_level_identical(FASI_ISA_AVX512);
+}
+
+static void test_neon_identical(void **state)
+{
+    (void)state;
+    (void)fast_level_or_skip(FASI_ISA_NEON);
+    check_level_identical(FASI_ISA_NEON);
+}
+
+/* ---- SIMD levels under every floating-point environment
+ *
+ * The portable conversions are integer code and ignore the floating-point environment; the
+ * hardware conversions read it (x86: MXCSR, though vcvtps2ph takes its rounding from the
+ * immediate; aarch64: FPCR, see fp16_neon.c). Each SIMD level must still equal the portable one
+ * under every rounding mode of <fenv.h>, and on x86-64 with MXCSR.DAZ and FTZ set, on aarch64
+ * with FPCR.FZ, DN, AHP and FZ16 set (alone and together). */
+
+#if defined(__aarch64__)
+static uint64_t read_fpcr(void)
+{
+    uint64_t v;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(v));
+    return v;
+}
+
+static void write_fpcr(uint64_t v) { __asm__ volatile("msr fpcr, %0" : : "r"(v)); }
+
+#define FPCR_FZ16 (1u << 19)
+#define FPCR_FZ (1u << 24)
+#define FPCR_DN (1u << 25)
+#define FPCR_AHP (1u << 26)
+#elif defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
+/* Floats at every rounding decision of float -> half: each half's value, one below and above
+ * it, the midpoints to its neighbour and one either side, then NaNs with every payload bit. */
+static size_t edge_floats(float *f)
+{
+    size_t n = 0;
+    for (uint32_t h = 0; h < 0x7c00u; h++) {
+        const uint32_t b = fast_f32_bits(fasi_f16_to_f32((uint16_t)h));
+        /* for a normal half, b + 0x1000 is the midpoint to the next half */
+        const uint32_t around[6] = {b, b + 1, b - 1, b + 0x1000u, b + 0xfffu, b + 0x1001u};
+        for (int i = 0; i < 6; i++) {
+            f[n++] = fast_bits_f32(around[i]);
+            f[n++] = fast_bits_f32(around[i] | 0x80000000u);
+        }
+    }
+    for (uint32_t bit = 0; bit < 23; bit++) {
+        f[n++] = fast_bits_f32(0x7f800000u | (1u << bit));
+        f[n++] = fast_bits_f32(0xff800000u | (1u << bit) | 0x00400000u);
+    }
+    f[n++] = fast_bits_f32(0x7f800000u);
+    f[n++] = fast_bits_f32(0x00000001u); /* the smallest denormal float */
+    f[n++] = fast_bits_f32(0x807fffffu); /* the largest negative denormal */
+    return n;
+}
+
+/* All halves and bf16 patterns widened and the edge floats narrowed, level k against p. */
+static long compare_in_env(const fasi_kernels *k, const fasi_kernels *p, const uint16_t *h,
+                           const float *f, size_t nf, float *w1, float *w2, uint16_t *n1,
+                           uint16_t *n2)
+{
+    long bad = 0;
+    k->f16_to_f32(h, 65536, w1, 65536, 1, 65536);
+    p->f16_to_f32(h, 65536, w2, 65536, 1, 65536);
+    compare_f32("f16_to_f32", w1, w2, h, 65536, &bad);
+    k->bf16_to_f32(h, 65536, w1, 65536, 1, 65536);
+    p->bf16_to_f32(h, 65536, w2, 65536, 1, 65536);
+    compare_f32("bf16_to_f32", w1, w2, h, 65536, &bad);
+    k->f32_to_f16(f, nf, n1, nf, 1, nf);
+    p->f32_to_f16(f, nf, n2, nf, 1, nf);
+    compare_u16("f32_to_f16", n1, n2, f, nf, &bad);
+    k->f32_to_bf16(f, nf, n1, nf, 1, nf);
+    p->f32_to_bf16(f, nf, n2, nf, 1, nf);
+    compare_u16("f32_to_bf16", n1, n2, f, nf, &bad);
+    /* a 16-wide rectangle: the NZ slab path of the 2-D entries */
+    k->f32_to_f16(f, 17, n1, 16, 64, 16);
+    p->f32_to_f16(f, 17, n2, 16, 64, 16);
+    compare_u16("f32_to_f16 16-wide", n1, n2, f, 64 * 16, &bad);
+    return bad;
+}
+
+static void check_level_fp_env(fasi_isa isa)
+{
+    const fasi_kernels *k = fast_level_or_skip(isa);
+    const fasi_kernels *p = fasi_kernels_for(FASI_ISA_PORTABLE);
+    enum { MAXF = 0x7c00 * 12 + 64 };
+    uint16_t *h = malloc(65536 * sizeof *h), *n1 = malloc(MAXF * sizeof *n1),
+             *n2 = malloc(MAXF * sizeof *n2);
+    float *f = malloc(MAXF * sizeof *f), *w1 = malloc(65536 * sizeof *w1),
+          *w2 = malloc(65536 * sizeof *w2);
+    assert_true(h && n1 && n2 && f && w1 && w2);
+    for (uint32_t i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+    const size_t nf = edge_floats(f);
+    assert_true(nf <= MAXF);
+
+    static const struct {
+        int mode;
+        const char *name;
+    } modes[] = {{FE_TONEAREST, "to nearest"},
+                 {FE_UPWARD, "upward"},
+                 {FE_DOWNWARD, "downward"},
+                 {FE_TOWARDZERO, "toward zero"}};
+#if defined(__aarch64__)
+    static const struct {
+        uint64_t bits;
+        const char *name;
+    } extra[] = {{0, "default"},
+                 {FPCR_FZ, "FPCR.FZ"},
+                 {FPCR_DN, "FPCR.DN"},
+                 {FPCR_AHP, "FPCR.AHP"},
+                 {FPCR_FZ16, "FPCR.FZ16"},
+                 {FPCR_FZ | FPCR_DN | FPCR_AHP | FPCR_FZ16, "FPCR.FZ+DN+AHP+FZ16"}};
+    const uint64_t saved = read_fpcr();
+#elif defined(__x86_64__)
+    static const struct {
+        unsigned bits;
+        const char *name;
+    } extra[] = {{0, "default"}, {0x8040u, "MXCSR.DAZ+FTZ"}};
+    const unsigned saved = _mm_getcsr();
+#else
+    static const struct {
+        unsigned bits;
+        const char *name;
+    } extra[] = {{0, "default"}};
+#endif
+    long bad = 0;
+    int envs = 0;
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        for (size_t e = 0; e < sizeof extra / sizeof extra[0]; e++) {
+            assert_int_equal(fesetround(modes[m].mode), 0);
+#if defined(__aarch64__)
+            write_fpcr(read_fpcr() | extra[e].bits);
+#elif defined(__x86_64__)
+            _mm_setcsr(_mm_getcsr() | extra[e].bits);
+#endif
+            long b = compare_in_env(k, p, h, f, nf, w1, w2, n1, n2);
+#if defined(__aarch64__)
+            write_fpcr(saved);
+#elif defined(__x86_64__)
+            _mm_setcsr(saved);
+#endif
+            assert_int_equal(fesetround(FE_TONEAREST), 0);
+            if (b)
+                printf("  %s: %ld differences rounding %s, %s\n", k->name, b, modes[m].name,
+                       extra[e].name);
+            bad += b;
+            envs++;
+        }
+    }
+    printf("  %s: 2 x 65536 halves and %zu edge floats in %d environments\n", k->name, nf, envs);
+    assert_int_equal(bad, 0);
+    free(h);
+    free(n1);
+    free(n2);
+    free(f);
+    free(w1);
+    free(w2);
+}
+
+static void test_avx2_fp_env(void **state)
+{
+    (void)state;
+    check_level_fp_env(FASI_ISA_AVX2);
+}
+
+static void test_avx512_fp_env(void **state)
+{
+    (void)state;
+    check_level_fp_env(FASI_ISA_AVX512);
+}
+
+static void test_neon_fp_env(void **state)
+{
+    (void)state;
+    check_level_fp_env(FASI_ISA_NEON);
 }
 
 /* ---- strided 2-D entries: random rectangles against the scalar definitions */
@@ -734,22 +908,20 @@ static void test_portable_strided(void **state)
 static void test_avx2_strided(void **state)
 {
     (void)state;
-    if (!fasi_kernels_for(FASI_ISA_AVX2)) {
-        printf("  AVX2 level not available on this CPU/build: not tested\n");
-        skip();
-    }
-    check_level_strided(fasi_kernels_for(FASI_ISA_AVX2), fast_test_seed("strided_avx2", 0x2d1u));
+    check_level_strided(fast_level_or_skip(FASI_ISA_AVX2), fast_test_seed("strided_avx2", 0x2d1u));
 }
 
 static void test_avx512_strided(void **state)
 {
     (void)state;
-    if (!fasi_kernels_for(FASI_ISA_AVX512)) {
-        printf("  AVX-512 level not available on this CPU/build: not tested\n");
-        skip();
-    }
-    check_level_strided(fasi_kernels_for(FASI_ISA_AVX512),
+    check_level_strided(fast_level_or_skip(FASI_ISA_AVX512),
                         fast_test_seed("strided_avx512", 0x2d2u));
+}
+
+static void test_neon_strided(void **state)
+{
+    (void)state;
+    check_level_strided(fast_level_or_skip(FASI_ISA_NEON), fast_test_seed("strided_neon", 0x2d3u));
 }
 
 /* ---- public wrappers */
@@ -792,9 +964,14 @@ int main(void)
         cmocka_unit_test(test_float_to_bf16),
         cmocka_unit_test(test_avx2_identical),
         cmocka_unit_test(test_avx512_identical),
+        cmocka_unit_test(test_neon_identical),
+        cmocka_unit_test(test_avx2_fp_env),
+        cmocka_unit_test(test_avx512_fp_env),
+        cmocka_unit_test(test_neon_fp_env),
         cmocka_unit_test(test_portable_strided),
         cmocka_unit_test(test_avx2_strided),
         cmocka_unit_test(test_avx512_strided),
+        cmocka_unit_test(test_neon_strided),
         cmocka_unit_test(test_public_wrappers),
     };
     return cmocka_run_group_tests(tests, setup_tables, NULL);

@@ -1,6 +1,6 @@
 /* The layout module's internal loaders and storers (fasi_mat_*) and the per-head addressing
  * built on them (fasi_heads_*), against element-wise expectations from the docs/semantics.md §7
- * index formula written out here, with both the portable and the best kernel table. */
+ * index formula written out here, with the kernel table of every level available (table()). */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -91,9 +91,17 @@ static tmat tmat_make(fas_dtype dt, bool nz, int ndim, const int64_t *dims, fast
 
 static void tmat_free(tmat *x) { free(x->t.data); }
 
+/* The kernel table of the which-th level available here (cyclically; 0 is portable), so that
+ * the random cases go through the strided conversion kernels of every level this CPU has:
+ * portable, AVX2 and AVX-512 on x86-64, portable and NEON on aarch64. */
 static const fasi_kernels *table(int which)
 {
-    const fasi_kernels *k = fasi_kernels_for(which ? fasi_cpu_best_isa() : FASI_ISA_PORTABLE);
+    const fasi_kernels *avail[FASI_ISA_COUNT];
+    int n = 0;
+    for (int i = 0; i < FASI_ISA_COUNT; i++)
+        if (fasi_isa_available((fasi_isa)i)) avail[n++] = fasi_kernels_for((fasi_isa)i);
+    assert_true(n >= 1 && avail[0] != NULL && avail[0]->isa == FASI_ISA_PORTABLE);
+    const fasi_kernels *k = avail[which % n];
     assert_non_null(k);
     return k;
 }
@@ -224,7 +232,7 @@ static void test_load_f32(void **state)
     for (int it = 0; it < 3000; it++) {
         fas_dtype dt = all_dtypes[it % 4];
         bool nz = (it / 4) % 2, trans = (it / 8) % 2;
-        one_load(&r, table((it / 16) % 2), dt, nz, trans);
+        one_load(&r, table(it / 16), dt, nz, trans);
     }
 }
 
@@ -293,7 +301,7 @@ static void test_store_f32(void **state)
     fast_rng r;
     fast_rng_seed(&r, fast_test_seed("layout_store_f32", 0x1a7002));
     for (int it = 0; it < 2000; it++)
-        one_store(&r, table((it / 8) % 2), all_dtypes[it % 4], (it / 4) % 2);
+        one_store(&r, table(it / 8), all_dtypes[it % 4], (it / 4) % 2);
 }
 
 /* UINT8 stores from fp32 round to nearest and saturate; NaN gives 0. */
@@ -353,7 +361,7 @@ static void test_streaming_stores(void **state)
             float *src = malloc((size_t)(nr * ld) * sizeof *src);
             assert_non_null(src);
             for (int64_t i = 0; i < nr * ld; i++) src[i] = random_value(&r, dt);
-            fasi_mat_store_f32(table(it % 2), &x.m, b, r0, nr, c0, nc, src, ld);
+            fasi_mat_store_f32(table(it), &x.m, b, r0, nr, c0, nc, src, ld);
             for (int64_t i = 0; i < nr; i++)
                 for (int64_t j = 0; j < nc; j++)
                     fast_put_bits(model, dt, fast_storage_index(&x.g, nz, b, r0 + i, c0 + j),
@@ -525,7 +533,7 @@ static void test_heads(void **state)
     for (int it = 0; it < 1200; it++) {
         fas_dtype dt = all_dtypes[it % 3]; /* float dtypes */
         bool nz = (it / 3) % 2, merged = (it / 6) % 2, trans = (it / 12) % 2;
-        const fasi_kernels *k = table((it / 24) % 2);
+        const fasi_kernels *k = table(it / 24);
         int64_t B = fast_rng_int(&r, 1, 3), N = fast_rng_int(&r, 1, 3);
         int64_t rows = sizes[fast_rng_int(&r, 0, NSIZES - 2)],
                 cols = sizes[fast_rng_int(&r, 0, NSIZES - 2)];
@@ -621,7 +629,8 @@ static void test_heads(void **state)
 /* ---- whole-tensor conversion with each kernel table ------------------------------------------ */
 
 /* fasi_mat_convert is also reached through fas_format_cast (tests/test_format_cast.c), which
- * always uses the best table; here the portable table gets the same element-wise check. */
+ * always uses the best table; here every available level's table gets the same element-wise
+ * check. */
 static void test_convert_tables(void **state)
 {
     (void)state;
@@ -632,7 +641,7 @@ static void test_convert_tables(void **state)
         {FAS_DTYPE_FLOAT, FAS_DTYPE_BF16},      {FAS_DTYPE_BF16, FAS_DTYPE_FLOAT16},
         {FAS_DTYPE_FLOAT16, FAS_DTYPE_FLOAT16}, {FAS_DTYPE_UINT8, FAS_DTYPE_UINT8}};
     for (int it = 0; it < 240; it++) {
-        const fasi_kernels *k = table(it % 2);
+        const fasi_kernels *k = table(it);
         fas_dtype a = pairs[(it / 2) % 6][0], bdt = pairs[(it / 2) % 6][1];
         bool snz = (it / 12) % 2, dnz = (it / 24) % 2;
         int64_t dims[3] = {fast_rng_int(&r, 1, 2), sizes[fast_rng_int(&r, 0, NSIZES - 1)],

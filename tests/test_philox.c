@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fas_test.h"
+#include "levels.h"
 #include "api/dispatch.h"
 #include "common/isa.h"
 #include "rng/philox.h"
@@ -163,11 +164,7 @@ static void check_bits_once(const fasi_kernels *k, uint64_t seed, uint64_t offse
 
 static void check_bits_level(fasi_isa isa, uint64_t fallback_seed)
 {
-    const fasi_kernels *k = fasi_kernels_for(isa);
-    if (k == NULL) {
-        printf("level %d not available on this CPU or build\n", (int)isa);
-        skip();
-    }
+    const fasi_kernels *k = fast_level_or_skip(isa);
     if (isa != FASI_ISA_PORTABLE) {
         /* this test is meant for the SIMD kernel, not the inherited portable one */
         assert_ptr_not_equal(k->dropout_bits, fasi_kernels_for(FASI_ISA_PORTABLE)->dropout_bits);
@@ -216,6 +213,12 @@ static void test_bits_avx512(void **state)
 {
     (void)state;
     check_bits_level(FASI_ISA_AVX512, 0x5eed0004);
+}
+
+static void test_bits_neon(void **state)
+{
+    (void)state;
+    check_bits_level(FASI_ISA_NEON, 0x5eed0005);
 }
 
 /* ---- threshold ---------------------------------------------------------------------------- */
@@ -408,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_bits_portable),
         cmocka_unit_test(test_bits_avx2),
         cmocka_unit_test(test_bits_avx512),
+        cmocka_unit_test(test_bits_neon),
         cmocka_unit_test(test_threshold),
         cmocka_unit_test(test_keep_rate_and_independence),
         cmocka_unit_test(test_inputs_change_mask),

@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include "fas_test.h"
+#include "levels.h"
 #include "api/dispatch.h"
 #include "common/isa.h"
+#include "kernels/exp_poly.h"
 
 #if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
 #define MAP_ANONYMOUS MAP_ANON
@@ -32,15 +34,7 @@ static bool same_float(float a, float b)
     return fast_f32_bits(a) == fast_f32_bits(b) || (isnan(a) && isnan(b));
 }
 
-static const fasi_kernels *level_or_skip(fasi_isa isa)
-{
-    const fasi_kernels *k = fasi_kernels_for(isa);
-    if (k == NULL) {
-        printf("level %d not available on this CPU or build\n", (int)isa);
-        skip();
-    }
-    return k;
-}
+static const fasi_kernels *level_or_skip(fasi_isa isa) { return fast_level_or_skip(isa); }
 
 static const fasi_kernels *portable(void) { return fasi_kernels_for(FASI_ISA_PORTABLE); }
 
@@ -176,6 +170,78 @@ typedef struct special {
     float want; /* exact expected result; NaN means "any NaN" */
     bool exact; /* false: only the 2-ulp bound to exp_target applies */
 } special;
+
+/* ---- FMA sentinels ------------------------------------------------------------------------
+ * exp is defined with every multiply and add rounded separately. Fusing one of its eight
+ * multiply-adds into an FMA changes the result only for rare arguments (from one in 10^2 down
+ * to 8 of the 1.1e9 floats in [-87, -0] for the first Horner step), which the sweeps above can
+ * miss, so these arguments were found by searching [-87, -0]: each gives a different exp when
+ * the step named with it is fused. Step 1 (xc - kf * LN2_HI, whose product is exact) changes no
+ * result in the whole range, so fusing it is harmless and it has no sentinel. The test fails
+ * if a sentinel stops separating its step, which happens when the exp formula changes (an exp
+ * defined with FMA, say): then search again, for the steps the new formula leaves unfused. */
+static const struct {
+    int step;
+    uint32_t x[8];
+    int n;
+} fma_sentinels[] = {
+    {0, {0xc2541a61u}, 1},
+    {2, {0xc2a775e1u, 0xc24de761u, 0xc28cbaeau, 0xc11059cbu, 0xc1cdaea2u, 0xc20c822bu}, 6},
+    {3,
+     {0xbeb5bdc2u, 0xbec2002cu, 0xbf893917u, 0xbfe1f223u, 0xc187ec89u, 0xc19e1accu, 0xc1b4490fu,
+      0xc1ca7752u},
+     8},
+    {4, {0xbea87ddcu, 0xbfdde27cu, 0xbea4de7eu, 0xc0172132u, 0xbf832443u, 0xc0e8fc2au}, 6},
+    {5, {0xbe93813cu, 0xbedd9cc3u, 0xbf6d2ac1u, 0xc1a2dc61u, 0xbe9e6caau, 0xbe351d7eu}, 6},
+    {6, {0xbf6f9859u, 0xbe329d3eu, 0xc0732514u, 0xbf7940aeu, 0xc20c822bu, 0xbfed3c72u}, 6},
+    {7, {0xbecd8dfbu, 0xc06c0b73u, 0xc1c6057fu, 0xc14d7bd5u, 0xbe332fb9u, 0xbe1a73f4u}, 6},
+};
+
+/* fasi_exp (kernels/exp_poly.h) written out again with the multiply-add of step `fused` as one
+ * fmaf: 0 t, 1 and 2 the Cody-Waite steps, 3..6 Horner, 7 r + r^2 q. */
+static float exp_fused_at(float x, int fused)
+{
+    float xc = x < FASI_EXP_LOW ? FASI_EXP_LOW : x;
+    xc = xc > FASI_EXP_HIGH ? FASI_EXP_HIGH : xc;
+    float t = fused == 0 ? fmaf(xc, FASI_EXP_LOG2E, FASI_EXP_ROUND)
+                         : xc * FASI_EXP_LOG2E + FASI_EXP_ROUND;
+    float kf = t - FASI_EXP_ROUND;
+    float r = fused == 1 ? fmaf(-kf, FASI_EXP_LN2_HI, xc) : xc - kf * FASI_EXP_LN2_HI;
+    r = fused == 2 ? fmaf(-kf, FASI_EXP_LN2_LO, r) : r - kf * FASI_EXP_LN2_LO;
+    static const float c[4] = {FASI_EXP_C3, FASI_EXP_C2, FASI_EXP_C1, FASI_EXP_C0};
+    float q = FASI_EXP_C4;
+    for (int i = 0; i < 4; i++) q = fused == 3 + i ? fmaf(q, r, c[i]) : q * r + c[i];
+    float y = 1.0f + (fused == 7 ? fmaf(r * r, q, r) : r + (r * r) * q);
+    float e = y * fasi_bits_to_float((fasi_float_to_bits(t) + 127u) << 23);
+    return x < FASI_EXP_LOW ? 0.0f : e;
+}
+
+static void check_fma_sentinels(fasi_isa isa)
+{
+    const fasi_kernels *k = level_or_skip(isa);
+    int checked = 0;
+    for (size_t s = 0; s < sizeof fma_sentinels / sizeof fma_sentinels[0]; s++) {
+        int separating = 0;
+        for (int i = 0; i < fma_sentinels[s].n; i++) {
+            float x = fast_bits_f32(fma_sentinels[s].x[i]), got = x, want = x;
+            (void)k->exp_shift_sum(&got, 1, 0.0f);
+            (void)portable()->exp_shift_sum(&want, 1, 0.0f);
+            float fused = exp_fused_at(x, fma_sentinels[s].step);
+            separating += fast_f32_bits(fused) != fast_f32_bits(want);
+            if (fast_f32_bits(got) != fast_f32_bits(want)) {
+                printf("%s exp(%a) = %a, portable %a (with step %d fused: %a)\n", k->name, x, got,
+                       want, fma_sentinels[s].step, fused);
+                fail();
+            }
+            checked++;
+        }
+        /* the list must still tell the fused step apart from the defined formula; if the exp
+         * formula changed, search new arguments */
+        if (separating == 0)
+            fail_msg("no sentinel of step %d separates it any more", fma_sentinels[s].step);
+    }
+    printf("  %s: %d FMA sentinels equal to portable\n", k->name, checked);
+}
 
 static void check_exp_specials(fasi_isa isa)
 {
@@ -558,16 +624,23 @@ static void check_guard_page(fasi_isa isa)
     {                                                                                              \
         (void)state;                                                                               \
         check_guard_page(isa);                                                                     \
+    }                                                                                              \
+    static void test_fma_sentinels_##suffix(void **state)                                          \
+    {                                                                                              \
+        (void)state;                                                                               \
+        check_fma_sentinels(isa);                                                                  \
     }
 
 LEVEL_CASES(portable, FASI_ISA_PORTABLE, 0x5eed0001u)
 LEVEL_CASES(avx2, FASI_ISA_AVX2, 0x5eed0002u)
 LEVEL_CASES(avx512, FASI_ISA_AVX512, 0x5eed0003u)
+LEVEL_CASES(neon, FASI_ISA_NEON, 0x5eed0004u)
 
 #define LEVEL_TESTS(suffix)                                                                        \
     cmocka_unit_test(test_exp_accuracy_##suffix), cmocka_unit_test(test_exp_specials_##suffix),    \
         cmocka_unit_test(test_kernels_random_##suffix),                                            \
-        cmocka_unit_test(test_row_semantics_##suffix), cmocka_unit_test(test_guard_page_##suffix)
+        cmocka_unit_test(test_row_semantics_##suffix), cmocka_unit_test(test_guard_page_##suffix), \
+        cmocka_unit_test(test_fma_sentinels_##suffix)
 
 int main(void)
 {
@@ -575,6 +648,7 @@ int main(void)
         LEVEL_TESTS(portable),
         LEVEL_TESTS(avx2),
         LEVEL_TESTS(avx512),
+        LEVEL_TESTS(neon),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -307,7 +307,7 @@ static fwd_result check_forward_in(const sv_case *c, const char *name, fas_forma
         fas_impl impl;
         bool probs;
         const char *name;
-    } runs[10] = {{FAS_IMPL_AUTO, true, "auto, materialising"},
+    } runs[12] = {{FAS_IMPL_AUTO, true, "auto, materialising"},
                   {FAS_IMPL_AUTO, false, "auto, streaming"},
                   {FAS_IMPL_PORTABLE, true, "portable, materialising"},
                   {FAS_IMPL_PORTABLE, false, "portable, streaming"},
@@ -315,13 +315,15 @@ static fwd_result check_forward_in(const sv_case *c, const char *name, fas_forma
                   {FAS_IMPL_AVX2, false, "avx2, streaming"},
                   {FAS_IMPL_AVX512, true, "avx512, materialising"},
                   {FAS_IMPL_AVX512, false, "avx512, streaming"},
+                  {FAS_IMPL_NEON, true, "neon, materialising"},
+                  {FAS_IMPL_NEON, false, "neon, streaming"},
                   {FAS_IMPL_REFERENCE, true, "reference, with P"},
                   {FAS_IMPL_REFERENCE, false, "reference, no P"}};
-    for (int r = 0; r < 10; r++) {
+    for (int r = 0; r < 12; r++) {
         fas_tensor out = fast_tensor_2d(FAS_DTYPE_FLOAT16, f, c->b * c->sq, c->n * c->dv);
         fas_tensor probs = fast_tensor_4d(FAS_DTYPE_FLOAT16, f, c->b, c->n, c->sq, c->sk);
         fas_status st = forward(c, &in, runs[r].impl, &out, runs[r].probs ? &probs : NULL);
-        if (st == FAS_ERR_UNSUPPORTED && r >= 2 && r < 8) {
+        if (st == FAS_ERR_UNSUPPORTED && r >= 2 && r < 10) {
             fast_tensor_free(&out);
             fast_tensor_free(&probs);
             continue;
@@ -885,10 +887,10 @@ static bwd_result check_backward_in(const sv_case *c, const float *dout, const c
 
     bwd_result res = {NULL, NULL, NULL};
     int64_t bad = 0;
-    static const fas_impl impls[5] = {FAS_IMPL_AUTO, FAS_IMPL_PORTABLE, FAS_IMPL_AVX2,
-                                      FAS_IMPL_AVX512, FAS_IMPL_REFERENCE};
-    static const char *impl_names[5] = {"auto", "portable", "avx2", "avx512", "reference"};
-    for (int impl = 0; impl < 5; impl++) {
+    static const fas_impl impls[6] = {FAS_IMPL_AUTO,   FAS_IMPL_PORTABLE, FAS_IMPL_AVX2,
+                                      FAS_IMPL_AVX512, FAS_IMPL_NEON,     FAS_IMPL_REFERENCE};
+    static const char *impl_names[6] = {"auto", "portable", "avx2", "avx512", "neon", "reference"};
+    for (int impl = 0; impl < 6; impl++) {
         fas_options o;
         fas_options_init(&o);
         o.impl = impls[impl];
@@ -899,7 +901,7 @@ static bwd_result check_backward_in(const sv_case *c, const float *dout, const c
         fas_status st =
             fused_attention_score_grad_ex(&tdout, &probs, &in.q, &in.k, &in.v, NULL, c->scale, 1.0,
                                           false, false, false, false, &dq, &dk, &dv, &o);
-        if (st == FAS_ERR_UNSUPPORTED && impl >= 2 && impl <= 3) {
+        if (st == FAS_ERR_UNSUPPORTED && impl >= 2 && impl <= 4) {
             fast_tensor_free(&dq);
             fast_tensor_free(&dk);
             fast_tensor_free(&dv);

@@ -1019,7 +1019,7 @@ static const vcase k_cases[] = {
     CASE("options num_threads INT_MIN", A_EX, ERR_VALUE, "options", m_opt_threads, .i0 = INT_MIN),
     CASE("options impl 99", A_EX, ERR_VALUE, "options", m_opt_impl, .i0 = 99),
     CASE("options impl -1", A_EX, ERR_VALUE, "options", m_opt_impl, .i0 = -1),
-    CASE("options impl 5", A_EX, ERR_VALUE, "options", m_opt_impl, .i0 = 5),
+    CASE("options impl 6", A_EX, ERR_VALUE, "options", m_opt_impl, .i0 = 6),
     CASE("options NULL is valid", A_EX, OK, NULL, m_opt_null, .slot = 0),
     CASE("options from an older, shorter struct are valid", A_EX, OK, NULL, m_opt_short, .slot = 0),
     CASE("options num_threads 3 is valid", A_EX, OK, NULL, m_opt_threads, .i0 = 3),
@@ -1322,25 +1322,48 @@ static void test_catalogue(void **state)
     assert_int_equal(g_failed_runs, 0);
 }
 
-/* Forcing AVX-512 on a CPU without it is FAS_ERR_UNSUPPORTED; skipped where AVX-512 exists
- * (probed with a plain call first, so that no failure line is printed there). */
-static void test_forced_avx512(void **state)
+/* Forcing a SIMD level that this CPU or build lacks is FAS_ERR_UNSUPPORTED, checked for each
+ * level on its own; skipped where the level is served (probed with a plain call first, so that
+ * no failure line is printed there). On x86-64 NEON is always refused, on aarch64 AVX2 and
+ * AVX-512 are. */
+static void check_forced_absent(const vcase *c, const char *level)
 {
-    (void)state;
-    static const vcase c = CASE("options impl AVX512 on a CPU without it", A_EX,
-                                FAS_ERR_UNSUPPORTED, "options", m_opt_impl, .i0 = FAS_IMPL_AVX512);
     world w;
     world_reset(&w);
-    c.setup(&w, &c);
+    c->setup(&w, c);
     memcpy(g_arena, g_pristine, ARENA_BYTES);
     if (call_api(A_FWD_EX, &w) == FAS_OK) {
-        printf("[ INFO     ] this CPU serves FAS_IMPL_AVX512: case skipped\n");
+        printf("[ INFO     ] this CPU and build serve %s: case skipped\n", level);
         skip();
     }
     int failed = 0;
-    if (!run_one(&c, A_FWD_EX)) failed++;
-    if (!run_one(&c, A_GRAD_EX)) failed++;
+    if (!run_one(c, A_FWD_EX)) failed++;
+    if (!run_one(c, A_GRAD_EX)) failed++;
     assert_int_equal(failed, 0);
+}
+
+static void test_forced_avx2(void **state)
+{
+    (void)state;
+    static const vcase c = CASE("options impl AVX2 where it is absent", A_EX, FAS_ERR_UNSUPPORTED,
+                                "options", m_opt_impl, .i0 = FAS_IMPL_AVX2);
+    check_forced_absent(&c, "FAS_IMPL_AVX2");
+}
+
+static void test_forced_avx512(void **state)
+{
+    (void)state;
+    static const vcase c = CASE("options impl AVX512 where it is absent", A_EX, FAS_ERR_UNSUPPORTED,
+                                "options", m_opt_impl, .i0 = FAS_IMPL_AVX512);
+    check_forced_absent(&c, "FAS_IMPL_AVX512");
+}
+
+static void test_forced_neon(void **state)
+{
+    (void)state;
+    static const vcase c = CASE("options impl NEON where it is absent", A_EX, FAS_ERR_UNSUPPORTED,
+                                "options", m_opt_impl, .i0 = FAS_IMPL_NEON);
+    check_forced_absent(&c, "FAS_IMPL_NEON");
 }
 
 typedef struct bytes_case {
@@ -1521,7 +1544,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_strings),       cmocka_unit_test(test_tensor_bytes),
         cmocka_unit_test(test_baseline_succeeds),    cmocka_unit_test(test_catalogue),
-        cmocka_unit_test(test_forced_avx512),        cmocka_unit_test(test_error_numbers),
+        cmocka_unit_test(test_forced_avx2),          cmocka_unit_test(test_forced_avx512),
+        cmocka_unit_test(test_forced_neon),          cmocka_unit_test(test_error_numbers),
         cmocka_unit_test(test_header_example_error),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,5 +1,12 @@
-/* Runtime CPU detection and the per-level kernel tables. */
+/* Runtime CPU detection and the per-level kernel tables.
+ *
+ * Which levels can run is a set, found once per process: a level is in it when this build
+ * compiled its files and the CPU (and the OS, for register state) supports it, each level by its
+ * own explicit test below. Levels of different architectures are never compared: a forced level
+ * is served exactly when it is in the set, and the best level is the first member of the set in
+ * `preference`. */
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include "api/dispatch.h"
 #include "kernels/gemm.h"
@@ -9,7 +16,63 @@
 
 #if FAS_HAVE_X86_SIMD
 #include <cpuid.h>
+#endif
 
+#define LEVEL_BIT(isa) (1u << (unsigned)(isa))
+
+/* ---- the levels this build has --------------------------------------------------------------
+ * A level's table starts as a copy of its base's table (built first: the base's value is lower)
+ * and its files' registration functions override the entries they implement. The registration
+ * functions are NULL for a level this build did not compile. */
+typedef void (*register_fn)(fasi_kernels *k);
+
+typedef struct level_desc {
+    const char *name;
+    fasi_isa base;
+    register_fn fp16, rowops, gemm, philox;
+} level_desc;
+
+#if FAS_HAVE_X86_SIMD
+#define X86_FN(f) f
+#else
+#define X86_FN(f) NULL
+#endif
+#if FAS_HAVE_NEON
+#define NEON_FN(f) f
+#else
+#define NEON_FN(f) NULL
+#endif
+
+static const level_desc levels[FASI_ISA_COUNT] = {
+    [FASI_ISA_PORTABLE] = {"portable", FASI_ISA_PORTABLE, fasi_register_fp16_portable,
+                           fasi_register_rowops_portable, fasi_register_gemm_portable,
+                           fasi_register_philox_portable},
+    [FASI_ISA_AVX2] = {"avx2", FASI_ISA_PORTABLE, X86_FN(fasi_register_fp16_avx2),
+                       X86_FN(fasi_register_rowops_avx2), X86_FN(fasi_register_gemm_avx2),
+                       X86_FN(fasi_register_philox_avx2)},
+    [FASI_ISA_AVX512] = {"avx512", FASI_ISA_AVX2, X86_FN(fasi_register_fp16_avx512),
+                         X86_FN(fasi_register_rowops_avx512), X86_FN(fasi_register_gemm_avx512),
+                         X86_FN(fasi_register_philox_avx512)},
+    [FASI_ISA_NEON] = {"neon", FASI_ISA_PORTABLE, NEON_FN(fasi_register_fp16_neon),
+                       NEON_FN(fasi_register_rowops_neon), NULL,
+                       NEON_FN(fasi_register_philox_neon)},
+};
+
+/* Best first. A future level goes before the level it extends (SVE before NEON). */
+static const fasi_isa preference[] = {FASI_ISA_AVX512, FASI_ISA_AVX2, FASI_ISA_NEON,
+                                      FASI_ISA_PORTABLE};
+
+static bool compiled(fasi_isa isa) { return levels[isa].rowops != NULL; }
+
+const char *fasi_isa_name(fasi_isa isa)
+{
+    if ((int)isa < 0 || isa >= FASI_ISA_COUNT) return "unknown";
+    return levels[isa].name;
+}
+
+/* ---- CPU detection, one explicit test per level ---------------------------------------------- */
+
+#if FAS_HAVE_X86_SIMD
 static uint64_t read_xcr0(void)
 {
     uint32_t lo, hi;
@@ -17,73 +80,99 @@ static uint64_t read_xcr0(void)
     return ((uint64_t)hi << 32) | lo;
 }
 
-static fasi_isa detect_isa(void)
+/* AVX2 needs AVX, FMA, F16C and AVX2 with OS-enabled SSE and YMM state (XCR0); AVX-512 needs F,
+ * DQ, BW and VL with opmask and ZMM state as well, and AVX2 (its base). */
+static unsigned detect_x86(void)
 {
     unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return FASI_ISA_PORTABLE;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
     bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12),
          f16c = c & (1u << 29);
-    if (!(osxsave && avx && fma && f16c)) return FASI_ISA_PORTABLE;
+    if (!(osxsave && avx && fma && f16c)) return 0;
     uint64_t xcr0 = read_xcr0();
-    if ((xcr0 & 0x6) != 0x6) return FASI_ISA_PORTABLE; /* SSE and AVX state enabled by the OS */
-    if (__get_cpuid_max(0, NULL) < 7) return FASI_ISA_PORTABLE;
+    if ((xcr0 & 0x6) != 0x6) return 0;
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
     __cpuid_count(7, 0, a, b, c, d);
     bool avx2 = b & (1u << 5);
-    if (!avx2) return FASI_ISA_PORTABLE;
+    if (!avx2) return 0;
+    unsigned set = LEVEL_BIT(FASI_ISA_AVX2);
     bool avx512 = (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 30)) && (b & (1u << 31));
-    if (avx512 && (xcr0 & 0xe6) == 0xe6) return FASI_ISA_AVX512; /* opmask and ZMM state */
-    return FASI_ISA_AVX2;
+    if (avx512 && (xcr0 & 0xe6) == 0xe6) set |= LEVEL_BIT(FASI_ISA_AVX512);
+    return set;
 }
-#else
-static fasi_isa detect_isa(void) { return FASI_ISA_PORTABLE; }
 #endif
 
-static _Atomic int cached_isa = -1;
+#if FAS_HAVE_NEON
+/* NEON (Advanced SIMD) belongs to the aarch64 baseline the library is compiled for, so every CPU
+ * that runs this code has it. Optional extensions get their run-time test here: an SVE level
+ * would be added when getauxval(AT_HWCAP) & HWCAP_SVE (<sys/auxv.h>, Linux), and would also
+ * have to fix the vector length its canonical sum order assumes. */
+static unsigned detect_aarch64(void) { return LEVEL_BIT(FASI_ISA_NEON); }
+#endif
+
+static unsigned detect_levels(void)
+{
+    unsigned set = LEVEL_BIT(FASI_ISA_PORTABLE);
+#if FAS_HAVE_X86_SIMD
+    set |= detect_x86();
+#endif
+#if FAS_HAVE_NEON
+    set |= detect_aarch64();
+#endif
+    for (int i = 0; i < FASI_ISA_COUNT; i++)
+        if (!compiled((fasi_isa)i)) set &= ~LEVEL_BIT(i);
+    return set;
+}
+
+static _Atomic int cached_levels = -1;
+
+static unsigned available_levels(void)
+{
+    int v = atomic_load_explicit(&cached_levels, memory_order_acquire);
+    if (v < 0) {
+        v = (int)detect_levels();
+        atomic_store_explicit(&cached_levels, v, memory_order_release);
+    }
+    return (unsigned)v;
+}
+
+bool fasi_isa_available(fasi_isa isa)
+{
+    if ((int)isa < 0 || isa >= FASI_ISA_COUNT) return false;
+    return (available_levels() & LEVEL_BIT(isa)) != 0;
+}
 
 fasi_isa fasi_cpu_best_isa(void)
 {
-    int v = atomic_load_explicit(&cached_isa, memory_order_acquire);
-    if (v < 0) {
-        v = (int)detect_isa();
-        atomic_store_explicit(&cached_isa, v, memory_order_release);
-    }
-    return (fasi_isa)v;
+    for (size_t i = 0; i < sizeof preference / sizeof preference[0]; i++)
+        if (fasi_isa_available(preference[i])) return preference[i];
+    return FASI_ISA_PORTABLE;
 }
+
+/* ---- the tables --------------------------------------------------------------------------- */
 
 static fasi_kernels tables[FASI_ISA_COUNT];
 static _Atomic int tables_ready = 0;
 
 /* Building the tables is idempotent and writes the same values every time, but concurrent first
- * calls must not read a half-built table, hence the spin on a small state machine. */
+ * calls must not read a half-built table, hence the spin on a small state machine. Every
+ * compiled level is built, whether or not this CPU can run it (only pointers are stored). */
 static void build_tables(void)
 {
     int expected = 0;
     if (atomic_compare_exchange_strong(&tables_ready, &expected, 1)) {
-        fasi_kernels *k = &tables[FASI_ISA_PORTABLE];
-        k->isa = FASI_ISA_PORTABLE;
-        k->name = "portable";
-        fasi_register_fp16_portable(k);
-        fasi_register_rowops_portable(k);
-        fasi_register_gemm_portable(k);
-        fasi_register_philox_portable(k);
-#if FAS_HAVE_X86_SIMD
-        tables[FASI_ISA_AVX2] = *k;
-        k = &tables[FASI_ISA_AVX2];
-        k->isa = FASI_ISA_AVX2;
-        k->name = "avx2";
-        fasi_register_fp16_avx2(k);
-        fasi_register_rowops_avx2(k);
-        fasi_register_gemm_avx2(k);
-        fasi_register_philox_avx2(k);
-        tables[FASI_ISA_AVX512] = *k;
-        k = &tables[FASI_ISA_AVX512];
-        k->isa = FASI_ISA_AVX512;
-        k->name = "avx512";
-        fasi_register_fp16_avx512(k);
-        fasi_register_rowops_avx512(k);
-        fasi_register_gemm_avx512(k);
-        fasi_register_philox_avx512(k);
-#endif
+        for (int i = 0; i < FASI_ISA_COUNT; i++) {
+            const level_desc *l = &levels[i];
+            if (!compiled((fasi_isa)i)) continue;
+            fasi_kernels *k = &tables[i];
+            if (i != FASI_ISA_PORTABLE) *k = tables[l->base];
+            k->isa = (fasi_isa)i;
+            k->name = l->name;
+            l->fp16(k);
+            l->rowops(k);
+            if (l->gemm) l->gemm(k); /* a level without its own gemm keeps its base's */
+            l->philox(k);
+        }
         atomic_store_explicit(&tables_ready, 2, memory_order_release);
     }
     while (atomic_load_explicit(&tables_ready, memory_order_acquire) != 2) {
@@ -92,13 +181,9 @@ static void build_tables(void)
 
 const fasi_kernels *fasi_kernels_for(fasi_isa isa)
 {
-    if ((int)isa < 0 || isa >= FASI_ISA_COUNT || isa > fasi_cpu_best_isa()) return NULL;
+    if (!fasi_isa_available(isa)) return NULL;
     build_tables();
     return &tables[isa];
 }
 
-const char *fas_simd_level(void)
-{
-    const fasi_kernels *k = fasi_kernels_for(fasi_cpu_best_isa());
-    return k ? k->name : "portable";
-}
+const char *fas_simd_level(void) { return fasi_isa_name(fasi_cpu_best_isa()); }

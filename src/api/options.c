@@ -58,6 +58,7 @@ fas_status fasi_resolve_options(const fas_options *o, fasi_options *r)
     case FAS_IMPL_PORTABLE: isa = FASI_ISA_PORTABLE; break;
     case FAS_IMPL_AVX2: isa = FASI_ISA_AVX2; break;
     case FAS_IMPL_AVX512: isa = FASI_ISA_AVX512; break;
+    case FAS_IMPL_NEON: isa = FASI_ISA_NEON; break;
     default:
         return fasi_fail(FAS_ERR_VALUE, "options: impl %d is not a fas_impl value", (int)r->impl);
     }

@@ -1,12 +1,14 @@
 /* SIMD levels and the type of the per-level kernel table (the ground floor: every floor above
  * receives a table and calls through it; only api/dispatch.c fills tables and picks a level).
  *
- * Every ISA-specific function lives in a file named *_avx2.c or *_avx512.c, compiled with
- * per-file flags (see CMakeLists.txt); nothing else in the library is compiled with SIMD flags.
- * Each such file exports one registration function (declared by its own floor's header:
- * layout/layout.h, rng/philox.h, kernels/rowops.h) that fills the entries it implements. A
- * level's table starts as a copy of the level below it, so a missing specialisation falls back
- * to a correct one. */
+ * Every ISA-specific function lives in a file named *_avx2.c, *_avx512.c (x86-64, compiled with
+ * per-file flags, see CMakeLists.txt) or *_neon.c (aarch64, where NEON is baseline and needs no
+ * flag); nothing else in the library is compiled with SIMD flags, and each file is compiled only
+ * for its architecture. Each such file exports one registration function (declared by its own
+ * floor's header: layout/layout.h, rng/philox.h, kernels/rowops.h) that fills the entries it
+ * implements. A level's table starts as a copy of its base level's table (api/dispatch.c: AVX2
+ * and NEON on portable, AVX-512 on AVX2), so a missing specialisation falls back to a correct
+ * one. */
 #ifndef FASI_ISA_H
 #define FASI_ISA_H
 
@@ -14,16 +16,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The values index the kernel tables. They are not a capability order: levels of different
+ * architectures are not comparable, and which levels a CPU has is a set (api/dispatch.c). The
+ * only ordering rule is that a level's base comes before it, so tables are built in this order.
+ * A new level (SVE on aarch64, say) is appended. */
 typedef enum fasi_isa {
-    FASI_ISA_PORTABLE = 0, /* plain C */
-    FASI_ISA_AVX2 = 1,     /* AVX2 + FMA + F16C */
-    FASI_ISA_AVX512 = 2,   /* AVX-512 F, BW, VL, DQ (+ F16C, FMA) */
-    FASI_ISA_COUNT = 3
+    FASI_ISA_PORTABLE = 0, /* plain C, every target */
+    FASI_ISA_AVX2 = 1,     /* x86-64: AVX2 + FMA + F16C; base PORTABLE */
+    FASI_ISA_AVX512 = 2,   /* x86-64: AVX-512 F, BW, VL, DQ (+ F16C, FMA); base AVX2 */
+    FASI_ISA_NEON = 3, /* aarch64: Advanced SIMD (baseline of the architecture); base PORTABLE */
+    FASI_ISA_COUNT = 4
 } fasi_isa;
 
 typedef struct fasi_kernels {
     fasi_isa isa;
-    const char *name; /* "portable", "avx2", "avx512" */
+    const char *name; /* "portable", "avx2", "avx512", "neon" */
 
     /* Strided 2-D conversions, round to nearest even: `rows` rows of `cols` elements, row r of
      * the source at src + r*lds and of the destination at dst + r*ldd (pitches in elements;

@@ -7,8 +7,10 @@
 #include "common/isa.h"
 
 void fasi_register_rowops_portable(fasi_kernels *k);
-/* Defined only where the x86-64 SIMD files are compiled (FAS_HAVE_X86_SIMD). */
+/* AVX2 and AVX-512: defined only where the x86-64 SIMD files are compiled (FAS_HAVE_X86_SIMD);
+ * NEON: only on aarch64 (FAS_HAVE_NEON). */
 void fasi_register_rowops_avx2(fasi_kernels *k);
 void fasi_register_rowops_avx512(fasi_kernels *k);
+void fasi_register_rowops_neon(fasi_kernels *k);
 
 #endif

@@ -9,26 +9,51 @@
 #include "layout/rect.h"
 #include "layout/stream.h"
 
+/* o[i*ldo + s] = p[s*ldt + i] for s, i < 4: one 4x4 block in vector registers. */
+#if FASI_HAVE_SSE2
+#define FASI_TRANSPOSE4 1
+static inline void transpose4(const float *p, int64_t ldt, float *o, int64_t ldo)
+{
+    __m128 a = _mm_loadu_ps(p), b = _mm_loadu_ps(p + ldt);
+    __m128 c = _mm_loadu_ps(p + 2 * ldt), d = _mm_loadu_ps(p + 3 * ldt);
+    _MM_TRANSPOSE4_PS(a, b, c, d);
+    _mm_storeu_ps(o, a);
+    _mm_storeu_ps(o + ldo, b);
+    _mm_storeu_ps(o + 2 * ldo, c);
+    _mm_storeu_ps(o + 3 * ldo, d);
+}
+#elif FASI_HAVE_ASIMD
+#define FASI_TRANSPOSE4 1
+static inline void transpose4(const float *p, int64_t ldt, float *o, int64_t ldo)
+{
+    float32x4_t a = vld1q_f32(p), b = vld1q_f32(p + ldt);
+    float32x4_t c = vld1q_f32(p + 2 * ldt), d = vld1q_f32(p + 3 * ldt);
+    /* rows interleaved in pairs (a0 b0 a2 b2 | a1 b1 a3 b3 | c0 d0 c2 d2 | c1 d1 c3 d3), then
+     * the 64-bit halves of the pairs combined */
+    float64x2_t ab0 = vreinterpretq_f64_f32(vtrn1q_f32(a, b));
+    float64x2_t ab1 = vreinterpretq_f64_f32(vtrn2q_f32(a, b));
+    float64x2_t cd0 = vreinterpretq_f64_f32(vtrn1q_f32(c, d));
+    float64x2_t cd1 = vreinterpretq_f64_f32(vtrn2q_f32(c, d));
+    vst1q_f32(o, vreinterpretq_f32_f64(vtrn1q_f64(ab0, cd0)));
+    vst1q_f32(o + ldo, vreinterpretq_f32_f64(vtrn1q_f64(ab1, cd1)));
+    vst1q_f32(o + 2 * ldo, vreinterpretq_f32_f64(vtrn2q_f64(ab0, cd0)));
+    vst1q_f32(o + 3 * ldo, vreinterpretq_f32_f64(vtrn2q_f64(ab1, cd1)));
+}
+#else
+#define FASI_TRANSPOSE4 0
+#endif
+
 /* out[i*ldo + s] = t[s*ldt + i] for s < ns, i < ni. */
 static void transpose_f32(const float *t, int64_t ldt, int64_t ns, int64_t ni, float *out,
                           int64_t ldo)
 {
     int64_t i0 = 0;
-#if FASI_HAVE_SSE2
+#if FASI_TRANSPOSE4
     const int64_t s4 = ns & ~(int64_t)3;
     for (; i0 + 4 <= ni; i0 += 4) {
         float *o = out + i0 * ldo;
         int64_t s = 0;
-        for (; s < s4; s += 4) {
-            const float *p = t + s * ldt + i0;
-            __m128 a = _mm_loadu_ps(p), b = _mm_loadu_ps(p + ldt);
-            __m128 c = _mm_loadu_ps(p + 2 * ldt), d = _mm_loadu_ps(p + 3 * ldt);
-            _MM_TRANSPOSE4_PS(a, b, c, d);
-            _mm_storeu_ps(o + s, a);
-            _mm_storeu_ps(o + ldo + s, b);
-            _mm_storeu_ps(o + 2 * ldo + s, c);
-            _mm_storeu_ps(o + 3 * ldo + s, d);
-        }
+        for (; s < s4; s += 4) transpose4(t + s * ldt + i0, ldt, o + s, ldo);
         for (; s < ns; s++)
             for (int64_t i = 0; i < 4; i++) o[i * ldo + s] = t[s * ldt + i0 + i];
     }

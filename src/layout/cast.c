@@ -96,7 +96,7 @@ FASI_ALWAYS_INLINE void nz_to_rows_stream(const unsigned char *frac, size_t frac
                                           int64_t w, unsigned char *dst, int64_t ldd, size_t es,
                                           size_t pf_off, size_t pf_len)
 {
-#if FASI_HAVE_SSE2
+#if FASI_HAVE_STREAM
     const size_t pitch = (size_t)ldd * es, run = 16 * es;
     const int64_t pieces = w * (int64_t)es / 16; /* 16-byte pieces per row; piece k is in
                                                     fractal k / es at byte (k % es) * 16 */
@@ -284,7 +284,7 @@ static void convert_nz_to_nd(const fasi_kernels *k, const fasi_mat *s, const fas
     /* converted fractal columns (NZ_STRIPS fractals each) lie back to back in the strip */
     const size_t strip_step = (size_t)NZ_STRIPS * 256 * des;
     /* every destination row must start 16-byte aligned as well */
-    const bool stream = FASI_HAVE_SSE2 && (same || strip) && ((uintptr_t)dbase & 15) == 0 &&
+    const bool stream = FASI_HAVE_STREAM && (same || strip) && ((uintptr_t)dbase & 15) == 0 &&
                         (((size_t)cols * des) & 15) == 0 &&
                         (size_t)(d->batch * d->mat_elems) * des >= FASI_STREAM_MIN_BYTES;
     _Alignas(64) unsigned char stage[16 * STAGE_W * 4];

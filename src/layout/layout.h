@@ -12,10 +12,12 @@
 #include "common/isa.h"
 
 /* Kernel-table registration of the 2-D conversion entries (fp16/bf16 <-> fp32), one per level;
- * the AVX2 and AVX-512 ones exist only where the x86-64 SIMD files are compiled. */
+ * the AVX2 and AVX-512 ones exist only where the x86-64 SIMD files are compiled, the NEON one
+ * only on aarch64. */
 void fasi_register_fp16_portable(fasi_kernels *k);
 void fasi_register_fp16_avx2(fasi_kernels *k);
 void fasi_register_fp16_avx512(fasi_kernels *k);
+void fasi_register_fp16_neon(fasi_kernels *k);
 
 /* ---- scalar conversions (portable, round to nearest even; the reference of every SIMD path) */
 uint16_t fasi_f32_to_f16(float x);

@@ -9,14 +9,27 @@
 
 #include "layout/layout.h"
 
+/* The vector baseline of the target, which needs no per-file ISA flags and runs on every CPU
+ * the build can run on: SSE2 on x86-64 (streaming stores and 4x4 transposes), Advanced SIMD
+ * (NEON) on aarch64 (4x4 transposes only). Other targets use the plain C paths. */
 #if defined(__SSE2__) && (defined(__x86_64__) || defined(_M_X64))
-/* SSE2 is part of the x86-64 baseline ABI: it needs no per-file ISA flags and runs on every
- * CPU this build can run on. Used only for streaming stores and 4x4 transposes. */
 #include <emmintrin.h>
 #define FASI_HAVE_SSE2 1
 #else
 #define FASI_HAVE_SSE2 0
 #endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
+#define FASI_HAVE_ASIMD 1
+#else
+#define FASI_HAVE_ASIMD 0
+#endif
+
+/* Streaming stores exist only with SSE2. On aarch64 the same paths use ordinary stores: STNP
+ * (a non-temporal pair) is only a hint whose benefit has not been measured on arm64 hardware,
+ * and correctness does not depend on it; stream_dest() is false there, so no caller takes the
+ * streaming branches. */
+#define FASI_HAVE_STREAM FASI_HAVE_SSE2
 
 #if defined(__GNUC__)
 #define FASI_ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -34,7 +47,7 @@
  * streaming store when `stream`. */
 FASI_ALWAYS_INLINE void put16(unsigned char *dst, const unsigned char *src, size_t es, bool stream)
 {
-#if FASI_HAVE_SSE2
+#if FASI_HAVE_STREAM
     if (stream) {
         const __m128i *s = (const __m128i *)(const void *)src;
         __m128i *d = (__m128i *)(void *)dst;
@@ -49,7 +62,7 @@ FASI_ALWAYS_INLINE void put16(unsigned char *dst, const unsigned char *src, size
 
 static inline void fence_streams(bool stream)
 {
-#if FASI_HAVE_SSE2
+#if FASI_HAVE_STREAM
     if (stream) _mm_sfence();
 #else
     (void)stream;
@@ -57,10 +70,10 @@ static inline void fence_streams(bool stream)
 }
 
 /* n bytes from src to dst: the 16-byte aligned middle with streaming stores, the ends (and
- * everything in a build without SSE2) with ordinary ones. */
+ * everything in a build without streaming stores) with ordinary ones. */
 static inline void stream_copy(unsigned char *dst, const unsigned char *src, size_t n)
 {
-#if FASI_HAVE_SSE2
+#if FASI_HAVE_STREAM
     size_t head = (16 - ((uintptr_t)dst & 15)) & 15;
     if (head > n) head = n;
     memcpy(dst, src, head);
@@ -79,7 +92,7 @@ static inline void stream_copy(unsigned char *dst, const unsigned char *src, siz
  * stream_copy, which aligns itself. */
 static inline bool stream_dest(const fasi_mat *m, size_t es)
 {
-    return FASI_HAVE_SSE2 && (!m->nz || ((uintptr_t)m->data & 15) == 0) &&
+    return FASI_HAVE_STREAM && (!m->nz || ((uintptr_t)m->data & 15) == 0) &&
            (size_t)(m->batch * m->mat_elems) * es >= FASI_STREAM_MIN_BYTES;
 }
 #endif

@@ -40,9 +40,10 @@ void fasi_generator_draw(uint64_t advance, uint64_t *seed, uint64_t *offset);
 void fasi_generator_seed(uint64_t seed);
 
 /* Kernel-table registration of dropout_bits, one per level (AVX2 and AVX-512 only where the
- * x86-64 SIMD files are compiled). */
+ * x86-64 SIMD files are compiled, NEON only on aarch64). */
 void fasi_register_philox_portable(fasi_kernels *k);
 void fasi_register_philox_avx2(fasi_kernels *k);
 void fasi_register_philox_avx512(fasi_kernels *k);
+void fasi_register_philox_neon(fasi_kernels *k);
 
 #endif
