@@ -1,8 +1,9 @@
-/* The gemm entry of the kernel table (kernels/gemm.h) at every SIMD level: every element equals
- * its definition - one chain of fmaf (the C library's, not the library's code) in increasing t
- * from +0, then alpha fused into the accumulation - bit for bit, on random shapes with odd sizes,
- * both accumulate modes, alpha 0, 1 and others, NaN, +-inf and -0 among the operands; nothing
- * outside the m x n rectangle is written; and the panel packing against its index formula. */
+/* The gemm and gemm_add entries of the kernel table (kernels/gemm.h) at every SIMD level: every
+ * element equals its definition - one chain of fmaf (the C library's, not the library's code) in
+ * increasing t from +0, then alpha fused into the accumulation - bit for bit, on random shapes with
+ * odd sizes, both accumulate modes, alpha 0, 1 and others, NaN, +-inf and -0 among the operands;
+ * nothing outside the m x n rectangle is written; and the panel packing against its index formula.
+ */
 #include <math.h>
 #include <string.h>
 
@@ -71,6 +72,55 @@ static void check_case(const fasi_kernels *k, fast_rng *r, size_t m, size_t n, s
     free(c0);
 }
 
+/* gemm_add: the fp16 addend (ND or NZ, broadcast or not, any origin) replaces c's old values.
+ * Expected values read the halves through the index formula of the test's layout model. */
+static void check_add_case(const fasi_kernels *k, fast_rng *r, size_t m, size_t n, size_t kk)
+{
+    const bool nz = fast_rng_int(r, 0, 1) != 0, broadcast = fast_rng_int(r, 0, 3) == 0;
+    const size_t row0 = (size_t)fast_rng_int(r, 0, 20);
+    const size_t col0 = nz ? 16 * (size_t)fast_rng_int(r, 0, 2) : (size_t)fast_rng_int(r, 0, 20);
+    const int64_t rows = (int64_t)(row0 + (broadcast ? 1 : m)) + fast_rng_int(r, 0, 3);
+    const int64_t cols = (int64_t)(col0 + n) + fast_rng_int(r, 0, 3);
+    int64_t dims[2] = {rows, cols};
+    fast_geom g = fast_geom_of(2, dims);
+    const int64_t elems = fast_storage_elems(&g, nz);
+    uint16_t *store = malloc((size_t)(elems + 16) * sizeof *store);
+    float *a = malloc((m * kk + 1) * sizeof *a), *b = malloc((kk * n + 1) * sizeof *b);
+    float *bp = aligned_alloc(64, (fasi_packed_floats(kk, n) + 16) * sizeof *bp);
+    float *c = malloc((m * n + 1) * sizeof *c);
+    assert_true(store && a && b && bp && c);
+    for (int64_t i = 0; i < elems + 16; i++)
+        store[i] = fas_float_to_half(
+            fast_rng_int(r, 0, 50) == 0 ? -INFINITY : (float)fast_rng_uniform(r, -9, 1));
+    for (size_t i = 0; i < m * kk; i++) a[i] = operand(r);
+    for (size_t i = 0; i < kk * n; i++) b[i] = operand(r);
+    fasi_pack_panels(b, n, kk, n, 0, bp);
+    fasi_addend add = {store, nz, broadcast, (size_t)cols, (size_t)g.m1, row0, col0};
+    const float alpha = (float)fast_rng_uniform(r, -1, 1);
+    k->gemm_add(m, n, kk, alpha, a, kk, bp, kk * FASI_PANEL, c, n, &add);
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            float acc = 0.0f;
+            for (size_t t = 0; t < kk; t++) acc = fmaf(a[i * kk + t], b[t * n + j], acc);
+            int64_t idx = fast_storage_index(&g, nz, 0, (int64_t)(row0 + (broadcast ? 0 : i)),
+                                             (int64_t)(col0 + j));
+            float want = fmaf(alpha, acc, fas_half_to_float(store[idx]));
+            if (!same_float(c[i * n + j], want)) {
+                printf(
+                    "%s gemm_add m=%zu n=%zu k=%zu nz=%d bcast=%d row0=%zu col0=%zu: c[%zu][%zu] "
+                    "= %a, want %a\n",
+                    k->name, m, n, kk, (int)nz, (int)broadcast, row0, col0, i, j, c[i * n + j],
+                    want);
+                fail();
+            }
+        }
+    free(store);
+    free(a);
+    free(b);
+    free(bp);
+    free(c);
+}
+
 static void check_level(fasi_isa isa, uint64_t seed)
 {
     const fasi_kernels *k = fasi_kernels_for(isa);
@@ -85,6 +135,9 @@ static void check_level(fasi_isa isa, uint64_t seed)
     for (int rep = 0; rep < 300; rep++)
         check_case(k, &r, (size_t)fast_rng_int(&r, 0, 30), (size_t)fast_rng_int(&r, 0, 70),
                    (size_t)fast_rng_int(&r, 0, 80), rep % 4 == 0);
+    for (int rep = 0; rep < 200; rep++)
+        check_add_case(k, &r, (size_t)fast_rng_int(&r, 1, 30), (size_t)fast_rng_int(&r, 1, 70),
+                       (size_t)fast_rng_int(&r, 0, 40));
     /* the forward's shapes: 128 rows, D = 64 by 512 keys, 512 keys by Dv = 64 */
     check_case(k, &r, 128, 512, 64, false);
     check_case(k, &r, 128, 64, 512, false);

@@ -28,6 +28,19 @@ typedef enum fasi_isa {
     FASI_ISA_COUNT = 4
 } fasi_isa;
 
+/* An fp16 matrix read by gemm_add: element (i, j) of the product's block is the half at
+ *   ND: data[(row0 + (broadcast ? 0 : i)) * row_stride + col0 + j]
+ *   NZ: data[((col0 + j) / 16 * m1 + r / 16) * 256 + (r % 16) * 16 + (col0 + j) % 16],
+ *       r = row0 + (broadcast ? 0 : i), col0 a multiple of 16 (FRACTAL_NZ, m1 fractal rows)
+ * Only elements of the block are read, except that NZ reads may cover whole 16-element fractal
+ * rows (the storage's padding columns included), which are never used. */
+typedef struct fasi_addend {
+    const uint16_t *data;
+    bool nz;
+    bool broadcast; /* every row of the block reads matrix row row0 (a key-padding mask) */
+    size_t row_stride, m1, row0, col0;
+} fasi_addend;
+
 typedef struct fasi_kernels {
     fasi_isa isa;
     const char *name; /* "portable", "avx2", "avx512", "neon" */
@@ -75,6 +88,11 @@ typedef struct fasi_kernels {
      * on every machine). Nothing outside the m x n rectangle of c is written. */
     void (*gemm)(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
                  const float *bp, size_t panel_stride, float *c, size_t ldc, bool accumulate);
+    /* The same product with an fp16 matrix added instead of c's old values (the attention
+     * mask, read where it is stored): c[i*ldc + j] = fma(alpha, acc, add(i, j)). */
+    void (*gemm_add)(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+                     const float *bp, size_t panel_stride, float *c, size_t ldc,
+                     const struct fasi_addend *add);
 
     /* NPU precision mode (docs/precision.md). h(x) rounds an fp32 value to fp16 (to nearest
      * even, overflow to +-inf, IEEE subnormals) and back; every entry applies h after each

@@ -26,6 +26,16 @@ static inline size_t fasi_packed_floats(size_t rows, size_t cols)
  * stored matrix: how K, stored [Sk x D], becomes the [D x Sk] right operand of Q . K^T). */
 void fasi_pack_panels(const float *src, size_t ld, size_t rows, size_t cols, int trans, float *dst);
 
+/* Index in add->data of element (i, j) of the block (common/isa.h). For NZ and j a multiple of
+ * 16 (col0 always is), the 16 elements (i, j .. j+15) are the contiguous fractal row there; for
+ * ND the row's elements are contiguous. */
+static inline size_t fasi_addend_index(const fasi_addend *add, size_t i, size_t j)
+{
+    const size_t r = add->row0 + (add->broadcast ? 0 : i), c = add->col0 + j;
+    if (!add->nz) return r * add->row_stride + c;
+    return (c / 16 * add->m1 + r / 16) * 256 + (r % 16) * 16 + c % 16;
+}
+
 void fasi_register_gemm_portable(fasi_kernels *k);
 /* Defined only where the x86-64 SIMD files are compiled (FAS_HAVE_X86_SIMD). */
 void fasi_register_gemm_avx2(fasi_kernels *k);

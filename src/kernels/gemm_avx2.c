@@ -4,6 +4,8 @@
  * B's zero padding and never stored. */
 #include <immintrin.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "kernels/gemm.h"
 
@@ -21,9 +23,35 @@ static inline __m256i half_mask(size_t w)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)w), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+/* What a tile does with its sums: c = alpha * acc, c = fma(alpha, acc, c), or
+ * c = fma(alpha, acc, fp16 addend). */
+enum { OVERWRITE, ACCUMULATE, ADDEND };
+
+typedef struct epilogue {
+    int mode;
+    const fasi_addend *add;
+    size_t i0, j0; /* the tile's origin in the gemm's block, for the addend */
+    size_t w;      /* columns of the tile's panel inside the block (1..16) */
+} epilogue;
+
+/* The addend of row i, columns 0..15 of the tile's panel, as two 8-lane halves. */
+static inline void addend16(const epilogue *e, size_t i, __m256 *lo, __m256 *hi)
+{
+    const uint16_t *p = e->add->data + fasi_addend_index(e->add, e->i0 + i, e->j0);
+    uint16_t buf[16];
+    if (!e->add->nz && e->w < 16) {
+        /* an ND row may end inside the panel: copy what exists */
+        memset(buf, 0, sizeof buf);
+        memcpy(buf, p, e->w * sizeof *buf);
+        p = buf;
+    }
+    *lo = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
+    *hi = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 8)));
+}
+
 FASI_INLINE void tile(const int mr, const int full, size_t k, __m256 alpha, const float *a,
                       size_t lda, const float *b, float *c, size_t ldc, __m256i m0, __m256i m1,
-                      bool accumulate)
+                      const epilogue *e)
 {
     __m256 acc0[MR], acc1[MR];
 #pragma GCC unroll 6
@@ -41,18 +69,25 @@ FASI_INLINE void tile(const int mr, const int full, size_t k, __m256 alpha, cons
 #pragma GCC unroll 6
     for (int i = 0; i < mr; i++) {
         float *ci = c + (size_t)i * ldc;
+        __m256 r0, r1;
+        if (e->mode == ADDEND) {
+            __m256 lo, hi;
+            addend16(e, (size_t)i, &lo, &hi);
+            r0 = _mm256_fmadd_ps(alpha, acc0[i], lo);
+            r1 = _mm256_fmadd_ps(alpha, acc1[i], hi);
+        } else if (e->mode == ACCUMULATE) {
+            r0 = _mm256_fmadd_ps(alpha, acc0[i],
+                                 full ? _mm256_loadu_ps(ci) : _mm256_maskload_ps(ci, m0));
+            r1 = _mm256_fmadd_ps(alpha, acc1[i],
+                                 full ? _mm256_loadu_ps(ci + 8) : _mm256_maskload_ps(ci + 8, m1));
+        } else {
+            r0 = _mm256_mul_ps(alpha, acc0[i]);
+            r1 = _mm256_mul_ps(alpha, acc1[i]);
+        }
         if (full) {
-            __m256 r0 = accumulate ? _mm256_fmadd_ps(alpha, acc0[i], _mm256_loadu_ps(ci))
-                                   : _mm256_mul_ps(alpha, acc0[i]);
-            __m256 r1 = accumulate ? _mm256_fmadd_ps(alpha, acc1[i], _mm256_loadu_ps(ci + 8))
-                                   : _mm256_mul_ps(alpha, acc1[i]);
             _mm256_storeu_ps(ci, r0);
             _mm256_storeu_ps(ci + 8, r1);
         } else {
-            __m256 r0 = accumulate ? _mm256_fmadd_ps(alpha, acc0[i], _mm256_maskload_ps(ci, m0))
-                                   : _mm256_mul_ps(alpha, acc0[i]);
-            __m256 r1 = accumulate ? _mm256_fmadd_ps(alpha, acc1[i], _mm256_maskload_ps(ci + 8, m1))
-                                   : _mm256_mul_ps(alpha, acc1[i]);
             _mm256_maskstore_ps(ci, m0, r0);
             _mm256_maskstore_ps(ci + 8, m1, r1);
         }
@@ -62,9 +97,9 @@ FASI_INLINE void tile(const int mr, const int full, size_t k, __m256 alpha, cons
 #define FASI_TILE(MRC, FULL)                                                                       \
     static void tile_##MRC##_##FULL(size_t k, __m256 alpha, const float *a, size_t lda,            \
                                     const float *b, float *c, size_t ldc, __m256i m0, __m256i m1,  \
-                                    bool accumulate)                                               \
+                                    const epilogue *e)                                             \
     {                                                                                              \
-        tile(MRC, FULL, k, alpha, a, lda, b, c, ldc, m0, m1, accumulate);                          \
+        tile(MRC, FULL, k, alpha, a, lda, b, c, ldc, m0, m1, e);                                   \
     }
 #define FASI_TILES(MRC) FASI_TILE(MRC, 0) FASI_TILE(MRC, 1)
 FASI_TILES(1)
@@ -75,15 +110,15 @@ FASI_TILES(5)
 FASI_TILES(6)
 
 typedef void (*tile_fn)(size_t, __m256, const float *, size_t, const float *, float *, size_t,
-                        __m256i, __m256i, bool);
+                        __m256i, __m256i, const epilogue *);
 
 static const tile_fn tiles[MR + 1][2] = {
     {NULL, NULL},         {tile_1_0, tile_1_1}, {tile_2_0, tile_2_1}, {tile_3_0, tile_3_1},
     {tile_4_0, tile_4_1}, {tile_5_0, tile_5_1}, {tile_6_0, tile_6_1},
 };
 
-static void gemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
-                 const float *bp, size_t panel_stride, float *c, size_t ldc, bool accumulate)
+static void product(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+                    const float *bp, size_t panel_stride, float *c, size_t ldc, epilogue *e)
 {
     const __m256 va = _mm256_set1_ps(alpha);
     for (size_t j = 0; j < n; j += FASI_PANEL) {
@@ -93,9 +128,31 @@ static void gemm(size_t m, size_t n, size_t k, float alpha, const float *a, size
         const __m256i m0 = half_mask(w < 8 ? w : 8), m1 = half_mask(w > 8 ? w - 8 : 0);
         for (size_t i = 0; i < m; i += MR) {
             const size_t h = m - i < MR ? m - i : MR;
-            tiles[h][full](k, va, a + i * lda, lda, b, c + i * ldc + j, ldc, m0, m1, accumulate);
+            e->i0 = i;
+            e->j0 = j;
+            e->w = w;
+            tiles[h][full](k, va, a + i * lda, lda, b, c + i * ldc + j, ldc, m0, m1, e);
         }
     }
 }
 
-void fasi_register_gemm_avx2(fasi_kernels *k) { k->gemm = gemm; }
+static void gemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+                 const float *bp, size_t panel_stride, float *c, size_t ldc, bool accumulate)
+{
+    epilogue e = {accumulate ? ACCUMULATE : OVERWRITE, NULL, 0, 0, 0};
+    product(m, n, k, alpha, a, lda, bp, panel_stride, c, ldc, &e);
+}
+
+static void gemm_add(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+                     const float *bp, size_t panel_stride, float *c, size_t ldc,
+                     const fasi_addend *add)
+{
+    epilogue e = {ADDEND, add, 0, 0, 0};
+    product(m, n, k, alpha, a, lda, bp, panel_stride, c, ldc, &e);
+}
+
+void fasi_register_gemm_avx2(fasi_kernels *k)
+{
+    k->gemm = gemm;
+    k->gemm_add = gemm_add;
+}

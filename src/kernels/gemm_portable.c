@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kernels/gemm.h"
+#include "layout/layout.h"
 
 void fasi_pack_panels(const float *src, size_t ld, size_t rows, size_t cols, int trans, float *dst)
 {
@@ -26,8 +27,10 @@ void fasi_pack_panels(const float *src, size_t ld, size_t rows, size_t cols, int
     }
 }
 
-static void gemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
-                 const float *bp, size_t panel_stride, float *c, size_t ldc, bool accumulate)
+/* The chains of every element; add (when not NULL) replaces c's old values. */
+static void product(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+                    const float *bp, size_t panel_stride, float *c, size_t ldc, bool accumulate,
+                    const fasi_addend *add)
 {
     for (size_t i = 0; i < m; i++) {
         for (size_t j = 0; j < n; j++) {
@@ -35,9 +38,29 @@ static void gemm(size_t m, size_t n, size_t k, float alpha, const float *a, size
             float acc = 0.0f;
             for (size_t t = 0; t < k; t++) acc = fmaf(a[i * lda + t], b[t * FASI_PANEL], acc);
             float *out = c + i * ldc + j;
-            *out = accumulate ? fmaf(alpha, acc, *out) : alpha * acc;
+            if (add)
+                *out = fmaf(alpha, acc, fasi_f16_to_f32(add->data[fasi_addend_index(add, i, j)]));
+            else
+                *out = accumulate ? fmaf(alpha, acc, *out) : alpha * acc;
         }
     }
 }
 
-void fasi_register_gemm_portable(fasi_kernels *k) { k->gemm = gemm; }
+static void gemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+                 const float *bp, size_t panel_stride, float *c, size_t ldc, bool accumulate)
+{
+    product(m, n, k, alpha, a, lda, bp, panel_stride, c, ldc, accumulate, NULL);
+}
+
+static void gemm_add(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+                     const float *bp, size_t panel_stride, float *c, size_t ldc,
+                     const fasi_addend *add)
+{
+    product(m, n, k, alpha, a, lda, bp, panel_stride, c, ldc, false, add);
+}
+
+void fasi_register_gemm_portable(fasi_kernels *k)
+{
+    k->gemm = gemm;
+    k->gemm_add = gemm_add;
+}

@@ -94,23 +94,41 @@ static void pv_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t nr, int64
 }
 
 /* w->s[r][t] = scale * Q[i0+r] . K[j0+t] + mask for r < nr, t < nt (row stride nt); w->q must
- * hold the block's query rows. The mask tile is unpacked into w->s first and the gemm adds the
- * scaled product to it (fma(scale, sum, mask)), so it costs no separate pass; scale 0 still
- * gives NaN where Q . K^T is NaN or infinite, as IEEE 0 * x does. */
+ * hold the block's query rows. The gemm adds the scaled product to the mask (fma(scale, sum,
+ * mask)): an fp16 mask is read where it is stored, in the gemm's epilogue; a mask of another
+ * dtype is unpacked into w->s first. Scale 0 still gives NaN where Q . K^T is NaN or infinite,
+ * as IEEE 0 * x does. */
 static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n, int64_t i0,
                        int64_t nr, int64_t j0, int64_t nt)
 {
     const float alpha = (float)p->core.scale;
-    if (p->mask.present) {
-        int64_t mmat = fasi_mask_matrix(&p->mask, b, n);
-        if (p->mask.mask_rows == 1) {
-            fasi_mat_load_f32(p->core.kern, &p->mask.mat, mmat, false, 0, 1, j0, nt, w->s, nt);
-            for (int64_t r = 1; r < nr; r++) memcpy(w->s + r * nt, w->s, (size_t)nt * sizeof *w->s);
-        } else {
-            fasi_mat_load_f32(p->core.kern, &p->mask.mat, mmat, false, i0, nr, j0, nt, w->s, nt);
-        }
+    const fasi_mask *mk = &p->mask;
+    if (!mk->present) {
+        qk_tile(p, w, nr, j0, nt, alpha, false);
+        return;
     }
-    qk_tile(p, w, nr, j0, nt, alpha, p->mask.present);
+    const int64_t mmat = fasi_mask_matrix(mk, b, n);
+    if (mk->mat.dtype == FAS_DTYPE_FLOAT16) {
+        const int64_t d = p->core.d;
+        const fasi_addend add = {(const uint16_t *)mk->mat.data + mmat * mk->mat.mat_elems,
+                                 mk->mat.nz,
+                                 mk->mask_rows == 1,
+                                 (size_t)mk->mat.cols,
+                                 (size_t)mk->mat.m1,
+                                 mk->mask_rows == 1 ? 0 : (size_t)i0,
+                                 (size_t)j0};
+        p->core.kern->gemm_add((size_t)nr, (size_t)nt, (size_t)d, alpha, w->q, (size_t)d,
+                               w->kpp + j0 / FASI_PANEL * FASI_PANEL * d, (size_t)(d * FASI_PANEL),
+                               w->s, (size_t)nt, &add);
+        return;
+    }
+    if (mk->mask_rows == 1) {
+        fasi_mat_load_f32(p->core.kern, &mk->mat, mmat, false, 0, 1, j0, nt, w->s, nt);
+        for (int64_t r = 1; r < nr; r++) memcpy(w->s + r * nt, w->s, (size_t)nt * sizeof *w->s);
+    } else {
+        fasi_mat_load_f32(p->core.kern, &mk->mat, mmat, false, i0, nr, j0, nt, w->s, nt);
+    }
+    qk_tile(p, w, nr, j0, nt, alpha, true);
 }
 
 /* Apply dropout to the probabilities in w->s (rows x nt, keys j0..j0+nt) and write the drop
