@@ -48,7 +48,8 @@ typedef struct bench_result {
     double floor_median, floor_min;
     double naive_median, naive_min;
     double write_median, write_min; /* the write floor (fwd_probs); 0 for other modes */
-    int64_t mem_growth_kib;         /* -1 when unavailable */
+    double peak_gflops; /* median of the FMA peak probes interleaved with the repeats; 0: none */
+    int64_t mem_growth_kib; /* -1 when unavailable */
     bench_mem_method mem_method;
 } bench_result;
 

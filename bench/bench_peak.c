@@ -30,19 +30,19 @@ static void *peak_thread(void *arg)
     return NULL;
 }
 
-/* GFLOP/s of `loop` on `threads` threads together: best of five runs of ~40 ms. */
-static double measure(peak_loop loop, int threads)
+/* GFLOP/s of `loop` on `threads` threads together: best of `runs` runs of about `seconds`. */
+static double measure_runs(peak_loop loop, int threads, int runs, double seconds)
 {
     enum { MAX_THREADS = 256 };
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     /* size a run from a short single-thread probe */
-    long iters = 1 << 16;
+    long iters = 1 << 14;
     double t0 = bench_now();
     loop(iters);
     double probe = bench_now() - t0;
-    if (probe > 0) iters = (long)((double)iters * 0.04 / probe) + 1;
+    if (probe > 0) iters = (long)((double)iters * seconds / probe) + 1;
     double best = 0;
-    for (int run = 0; run < 5; run++) {
+    for (int run = 0; run < runs; run++) {
         pthread_t tid[MAX_THREADS];
         peak_job jobs[MAX_THREADS];
         pthread_barrier_t start;
@@ -70,6 +70,25 @@ static double measure(peak_loop loop, int threads)
         pthread_barrier_destroy(&start);
     }
     return best;
+}
+
+static double measure(peak_loop loop, int threads) { return measure_runs(loop, threads, 5, 0.04); }
+
+/* The best level's loop, or NULL. */
+static peak_loop best_loop(void)
+{
+#if FAS_BENCH_LIB_X86_SIMD
+    const char *level = fas_simd_level();
+    if (strcmp(level, "avx512") == 0) return bench_peak_loop_avx512;
+    if (strcmp(level, "avx2") == 0) return bench_peak_loop_avx2;
+#endif
+    return NULL;
+}
+
+double bench_peak_probe(int threads)
+{
+    peak_loop loop = best_loop();
+    return loop ? measure_runs(loop, threads, 1, 0.02) : 0.0;
 }
 
 bench_peak bench_measure_peak(int threads)

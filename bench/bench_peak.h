@@ -15,6 +15,11 @@ typedef struct bench_peak {
     double gflops_avx2, gflops_avx512; /* 0 when the CPU or build lacks the level */
 } bench_peak;
 
+/* One short run (about 20 ms) of the best level's loop on `threads` threads: the peak at this
+ * moment, for cases that take their share of it beside their own timings (a shared machine's
+ * speed drifts). 0 when no level can be measured. */
+double bench_peak_probe(int threads);
+
 /* Measures every level this CPU and build run, on `threads` threads at once (best of a few
  * short runs); never starts OpenMP (fas_bench forks after this). */
 bench_peak bench_measure_peak(int threads);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "bench_peak.h"
 
 const char *bench_mode_name(bench_mode mode)
 {
@@ -222,14 +223,14 @@ static int run_mode(case_state *cs, bench_mode mode, bench_result *r)
             return report_oom(cs, "write floor buffers");
         }
     }
-    double *times = malloc(4 * (size_t)cfg->repeat * sizeof *times);
+    double *times = malloc(5 * (size_t)cfg->repeat * sizeof *times);
     if (!times) {
         bench_write_destroy(writer);
         bench_baseline_destroy(bl);
         return report_oom(cs, "timings");
     }
     double *t_fused = times, *t_floor = times + cfg->repeat, *t_naive = times + 2 * cfg->repeat;
-    double *t_write = times + 3 * cfg->repeat;
+    double *t_write = times + 3 * cfg->repeat, *peak = times + 4 * cfg->repeat;
     int rc = 0;
 
     for (int w = 0; w < cfg->warmup && rc == 0; w++) {
@@ -265,12 +266,15 @@ static int run_mode(case_state *cs, bench_mode mode, bench_result *r)
         t_floor[i] = t2 - t1;
         t_naive[i] = t3 - t2;
         t_write[i] = t4 - t3;
+        peak[i] = bench_peak_probe(cfg->threads);
     }
     if (rc == 0) {
         summarise(t_fused, cfg->repeat, &r->fused_median, &r->fused_min);
         summarise(t_floor, cfg->repeat, &r->floor_median, &r->floor_min);
         summarise(t_naive, cfg->repeat, &r->naive_median, &r->naive_min);
         if (writer) summarise(t_write, cfg->repeat, &r->write_median, &r->write_min);
+        double peak_min;
+        summarise(peak, cfg->repeat, &r->peak_gflops, &peak_min);
     }
     free(times);
     bench_write_destroy(writer);
