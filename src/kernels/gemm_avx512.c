@@ -1,6 +1,8 @@
-/* The AVX-512 gemm (common/isa.h): tiles of up to 12 rows by two panels (32 columns), 24 zmm
- * accumulators, one broadcast of A per row and two loads of B per step of t. Each accumulator
- * lane is the portable chain (fmaf in increasing t, from +0), so results are bit-identical to
+/* The AVX-512 gemm (common/isa.h): tiles of up to 6 rows by four panels (64 columns), 24 zmm
+ * accumulators; per step of t, four loads of B and one broadcast of A per row. (Of 12 x 32,
+ * 8 x 48 and 6 x 64 tiles, 6 x 64 measured fastest on the forward's shapes: fewest loads per
+ * multiply-add, and with Dv = 64 one tile spans the whole P . V product.) Each accumulator lane
+ * is the portable chain (fmaf in increasing t, from +0), so results are bit-identical to
  * gemm_portable.c. Columns past n are computed from B's zero padding and never stored. */
 #include <immintrin.h>
 #include <stdbool.h>
@@ -14,7 +16,7 @@
 #define FASI_INLINE static inline
 #endif
 
-enum { MR = 12 };
+enum { MR = 6, NP = 4 };
 
 /* What a tile does with its sums: c = alpha * acc, c = fma(alpha, acc, c), or
  * c = fma(alpha, acc, fp16 addend). */
@@ -23,7 +25,8 @@ enum { OVERWRITE, ACCUMULATE, ADDEND };
 typedef struct epilogue {
     int mode;
     const fasi_addend *add;
-    size_t i0, j0; /* the tile's origin in the gemm's block, for the addend */
+    size_t i0, j0;      /* the tile's origin in the gemm's block, for the addend */
+    __mmask16 mask[NP]; /* the columns of each panel inside the block */
 } epilogue;
 
 /* The addend for row i, columns j .. j+15 of the block (lanes of m only). */
@@ -37,71 +40,75 @@ static inline __m512 addend16(const epilogue *e, size_t i, size_t j, __mmask16 m
 }
 
 FASI_INLINE void tile(const int mr, const int np, size_t k, __m512 alpha, const float *a,
-                      size_t lda, const float *b0, const float *b1, float *c, size_t ldc,
-                      __mmask16 m0, __mmask16 m1, const epilogue *e)
+                      size_t lda, const float *b, size_t panel_stride, float *c, size_t ldc,
+                      const epilogue *e)
 {
-    __m512 acc0[MR], acc1[MR];
-#pragma GCC unroll 12
-    for (int i = 0; i < mr; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
+    __m512 acc[MR][NP];
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int p = 0; p < np; p++) acc[i][p] = _mm512_setzero_ps();
     for (size_t t = 0; t < k; t++) {
-        const __m512 v0 = _mm512_loadu_ps(b0 + t * FASI_PANEL);
-        const __m512 v1 = np == 2 ? _mm512_loadu_ps(b1 + t * FASI_PANEL) : _mm512_setzero_ps();
-#pragma GCC unroll 12
+        __m512 v[NP];
+#pragma GCC unroll 4
+        for (int p = 0; p < np; p++) v[p] = _mm512_loadu_ps(b + p * panel_stride + t * FASI_PANEL);
+#pragma GCC unroll 6
         for (int i = 0; i < mr; i++) {
             const __m512 ai = _mm512_set1_ps(a[(size_t)i * lda + t]);
-            acc0[i] = _mm512_fmadd_ps(ai, v0, acc0[i]);
-            if (np == 2) acc1[i] = _mm512_fmadd_ps(ai, v1, acc1[i]);
+#pragma GCC unroll 4
+            for (int p = 0; p < np; p++) acc[i][p] = _mm512_fmadd_ps(ai, v[p], acc[i][p]);
         }
     }
-#pragma GCC unroll 12
+#pragma GCC unroll 6
     for (int i = 0; i < mr; i++) {
         float *ci = c + (size_t)i * ldc;
-        __m512 r0, r1 = _mm512_setzero_ps();
-        if (e->mode == ADDEND) {
-            r0 = _mm512_fmadd_ps(alpha, acc0[i], addend16(e, (size_t)i, 0, m0));
-            if (np == 2) r1 = _mm512_fmadd_ps(alpha, acc1[i], addend16(e, (size_t)i, 16, m1));
-        } else if (e->mode == ACCUMULATE) {
-            r0 = _mm512_fmadd_ps(alpha, acc0[i], _mm512_maskz_loadu_ps(m0, ci));
-            if (np == 2) r1 = _mm512_fmadd_ps(alpha, acc1[i], _mm512_maskz_loadu_ps(m1, ci + 16));
-        } else {
-            r0 = _mm512_mul_ps(alpha, acc0[i]);
-            if (np == 2) r1 = _mm512_mul_ps(alpha, acc1[i]);
+#pragma GCC unroll 4
+        for (int p = 0; p < np; p++) {
+            const __mmask16 m = e->mask[p];
+            __m512 r;
+            if (e->mode == ADDEND)
+                r = _mm512_fmadd_ps(alpha, acc[i][p],
+                                    addend16(e, (size_t)i, (size_t)p * FASI_PANEL, m));
+            else if (e->mode == ACCUMULATE)
+                r = _mm512_fmadd_ps(alpha, acc[i][p], _mm512_maskz_loadu_ps(m, ci + p * 16));
+            else
+                r = _mm512_mul_ps(alpha, acc[i][p]);
+            _mm512_mask_storeu_ps(ci + p * 16, m, r);
         }
-        _mm512_mask_storeu_ps(ci, m0, r0);
-        if (np == 2) _mm512_mask_storeu_ps(ci + 16, m1, r1);
     }
 }
 
 /* One instance per (rows, panels): the row count and panel count as constants. */
 #define FASI_TILE(MRC, NPC)                                                                        \
     static void tile_##MRC##_##NPC(size_t k, __m512 alpha, const float *a, size_t lda,             \
-                                   const float *b0, const float *b1, float *c, size_t ldc,         \
-                                   __mmask16 m0, __mmask16 m1, const epilogue *e)                  \
+                                   const float *b, size_t panel_stride, float *c, size_t ldc,      \
+                                   const epilogue *e)                                              \
     {                                                                                              \
-        tile(MRC, NPC, k, alpha, a, lda, b0, b1, c, ldc, m0, m1, e);                               \
+        tile(MRC, NPC, k, alpha, a, lda, b, panel_stride, c, ldc, e);                              \
     }
-#define FASI_TILES(MRC) FASI_TILE(MRC, 1) FASI_TILE(MRC, 2)
+#define FASI_TILES(MRC) FASI_TILE(MRC, 1) FASI_TILE(MRC, 2) FASI_TILE(MRC, 3) FASI_TILE(MRC, 4)
 FASI_TILES(1)
 FASI_TILES(2)
 FASI_TILES(3)
 FASI_TILES(4)
 FASI_TILES(5)
 FASI_TILES(6)
-FASI_TILES(7)
-FASI_TILES(8)
-FASI_TILES(9)
-FASI_TILES(10)
-FASI_TILES(11)
-FASI_TILES(12)
 
-typedef void (*tile_fn)(size_t, __m512, const float *, size_t, const float *, const float *,
-                        float *, size_t, __mmask16, __mmask16, const epilogue *);
+typedef void (*tile_fn)(size_t, __m512, const float *, size_t, const float *, size_t, float *,
+                        size_t, const epilogue *);
 
-static const tile_fn tiles[MR + 1][2] = {
-    {NULL, NULL},           {tile_1_1, tile_1_2}, {tile_2_1, tile_2_2},   {tile_3_1, tile_3_2},
-    {tile_4_1, tile_4_2},   {tile_5_1, tile_5_2}, {tile_6_1, tile_6_2},   {tile_7_1, tile_7_2},
-    {tile_8_1, tile_8_2},   {tile_9_1, tile_9_2}, {tile_10_1, tile_10_2}, {tile_11_1, tile_11_2},
-    {tile_12_1, tile_12_2},
+#define FASI_ROW(MRC)                                                                              \
+    {                                                                                              \
+        tile_##MRC##_1, tile_##MRC##_2, tile_##MRC##_3, tile_##MRC##_4                             \
+    }
+static const tile_fn tiles[MR + 1][NP] = {
+    {NULL, NULL, NULL, NULL},
+    FASI_ROW(1),
+    FASI_ROW(2),
+    FASI_ROW(3),
+    FASI_ROW(4),
+    FASI_ROW(5),
+    FASI_ROW(6),
 };
 
 static __mmask16 lanes(size_t w)
@@ -113,17 +120,17 @@ static void product(size_t m, size_t n, size_t k, float alpha, const float *a, s
                     const float *bp, size_t panel_stride, float *c, size_t ldc, epilogue *e)
 {
     const __m512 va = _mm512_set1_ps(alpha);
-    for (size_t j = 0; j < n; j += 2 * FASI_PANEL) {
-        const size_t w = n - j < 2 * FASI_PANEL ? n - j : 2 * FASI_PANEL;
-        const float *b0 = bp + j / FASI_PANEL * panel_stride;
-        const int np = w > FASI_PANEL ? 2 : 1;
-        const __mmask16 m0 = lanes(w), m1 = np == 2 ? lanes(w - FASI_PANEL) : 0;
+    for (size_t j = 0; j < n; j += NP * FASI_PANEL) {
+        const size_t w = n - j < NP * FASI_PANEL ? n - j : NP * FASI_PANEL;
+        const int np = (int)((w + FASI_PANEL - 1) / FASI_PANEL);
+        for (int p = 0; p < NP; p++)
+            e->mask[p] = (size_t)p * FASI_PANEL < w ? lanes(w - (size_t)p * FASI_PANEL) : 0;
+        const float *b = bp + j / FASI_PANEL * panel_stride;
         for (size_t i = 0; i < m; i += MR) {
             const size_t h = m - i < MR ? m - i : MR;
             e->i0 = i;
             e->j0 = j;
-            tiles[h][np - 1](k, va, a + i * lda, lda, b0, b0 + panel_stride, c + i * ldc + j, ldc,
-                             m0, m1, e);
+            tiles[h][np - 1](k, va, a + i * lda, lda, b, panel_stride, c + i * ldc + j, ldc, e);
         }
     }
 }
@@ -131,7 +138,7 @@ static void product(size_t m, size_t n, size_t k, float alpha, const float *a, s
 static void gemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
                  const float *bp, size_t panel_stride, float *c, size_t ldc, bool accumulate)
 {
-    epilogue e = {accumulate ? ACCUMULATE : OVERWRITE, NULL, 0, 0};
+    epilogue e = {accumulate ? ACCUMULATE : OVERWRITE, NULL, 0, 0, {0}};
     product(m, n, k, alpha, a, lda, bp, panel_stride, c, ldc, &e);
 }
 
@@ -139,7 +146,7 @@ static void gemm_add(size_t m, size_t n, size_t k, float alpha, const float *a, 
                      const float *bp, size_t panel_stride, float *c, size_t ldc,
                      const fasi_addend *add)
 {
-    epilogue e = {ADDEND, add, 0, 0};
+    epilogue e = {ADDEND, add, 0, 0, {0}};
     product(m, n, k, alpha, a, lda, bp, panel_stride, c, ldc, &e);
 }
 
