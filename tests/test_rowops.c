@@ -440,6 +440,35 @@ static void check_elementwise_rows(const fasi_kernels *k, fast_rng *r, size_t n,
     for (size_t j = 0; j < n; j++) assert_true(same_float(g.row[j], (s * addend[j]) * (y[j] - c)));
     guarded_check_free(&g);
     free(addend);
+
+    /* probs_dropout: p = x * inv, its fp16 (the public conversion, checked exhaustively by
+     * test_fp16) into p16 when given, then x = p * (keep ? s : 0) when keep is given */
+    const float inv = (float)fast_rng_uniform(r, 0.001, 2.0);
+    for (int variant = 0; variant < 4; variant++) {
+        const bool with_keep = variant & 1, with_p16 = variant & 2;
+        g = guarded_new(off, n);
+        memcpy(g.row, y, n * sizeof(float));
+        uint16_t *p16 = malloc((n + 8) * sizeof *p16);
+        assert_non_null(p16);
+        fast_canary_fill(p16, n * sizeof *p16);
+        fast_canary_fill(p16 + n, 8 * sizeof *p16);
+        k->probs_dropout(g.row, with_keep ? keep : NULL, n, inv, s, with_p16 ? p16 : NULL);
+        for (size_t j = 0; j < n; j++) {
+            float pj = y[j] * inv;
+            float want = with_keep ? pj * (keep[j] ? s : 0.0f) : pj;
+            if (!same_float(g.row[j], want) || (with_p16 && p16[j] != fas_float_to_half(pj)))
+                printf("%s probs_dropout n=%zu j=%zu variant %d: %a (%04x), want %a (%04x)\n",
+                       k->name, n, j, variant, g.row[j], with_p16 ? p16[j] : 0, want,
+                       fas_float_to_half(pj));
+            assert_true(same_float(g.row[j], want));
+            if (with_p16) assert_int_equal(p16[j], fas_float_to_half(pj));
+        }
+        /* nothing past the row; nothing at all without p16 */
+        assert_true(fast_canary_intact(p16 + n, 8 * sizeof *p16));
+        if (!with_p16) assert_true(fast_canary_intact(p16, n * sizeof *p16));
+        free(p16);
+        guarded_check_free(&g);
+    }
 }
 
 static void check_dot_row(const fasi_kernels *k, fast_rng *r, size_t n, size_t off)

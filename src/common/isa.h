@@ -76,6 +76,11 @@ typedef struct fasi_kernels {
     /* x[j] = x[j] * (keep[j] ? s : 0): a product, as in P (.) M / keep_prob, so a dropped NaN
      * stays NaN (0 * NaN), exactly as torch and the NPU compute it */
     void (*dropout_apply)(float *x, const uint8_t *keep, size_t n, float s);
+    /* The forward's last row pass over e = x: p = e * inv; p16[j] = fp16(p) rounded to nearest
+     * even (when p16 is not NULL: a row of softmax_output); x[j] = keep ? p * (keep[j] ? s : 0)
+     * : p (Pd, for the second matmul). Exactly scale, then an fp16 store, then dropout_apply. */
+    void (*probs_dropout)(float *x, const uint8_t *keep, size_t n, float inv, float s,
+                          uint16_t *p16);
     /* dp[j] = s * p[j] * (dp[j] - c): the softmax backward row pass, s = scale */
     void (*softmax_bwd)(float *dp, const float *p, size_t n, float c, float s);
 

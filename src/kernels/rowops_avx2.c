@@ -195,6 +195,34 @@ static void dropout_apply(float *x, const uint8_t *keep, size_t n, float s)
     for (; j < n; j++) x[j] = x[j] * (keep[j] ? s : 0.0f);
 }
 
+/* keep[j .. j+7] != 0 as a lane mask */
+static inline __m256 kept_lanes(const uint8_t *keep)
+{
+    __m256i k = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)keep));
+    return _mm256_castsi256_ps(
+        _mm256_xor_si256(_mm256_cmpeq_epi32(k, _mm256_setzero_si256()), _mm256_set1_epi32(-1)));
+}
+
+static void probs_dropout(float *x, const uint8_t *keep, size_t n, float inv, float s,
+                          uint16_t *p16)
+{
+    const __m256 vinv = _mm256_set1_ps(inv), vs = _mm256_set1_ps(s);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 p = _mm256_mul_ps(_mm256_loadu_ps(x + j), vinv);
+        if (p16)
+            _mm_storeu_si128((__m128i *)(void *)(p16 + j),
+                             _mm256_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT));
+        if (keep) p = _mm256_mul_ps(p, _mm256_and_ps(kept_lanes(keep + j), vs));
+        _mm256_storeu_ps(x + j, p);
+    }
+    for (; j < n; j++) {
+        float p = x[j] * inv;
+        if (p16) p16[j] = _cvtss_sh(p, _MM_FROUND_TO_NEAREST_INT);
+        x[j] = keep ? p * (keep[j] ? s : 0.0f) : p;
+    }
+}
+
 static void softmax_bwd(float *dp, const float *p, size_t n, float c, float s)
 {
     const __m256 vc = _mm256_set1_ps(c), vs = _mm256_set1_ps(s);
@@ -364,6 +392,7 @@ void fasi_register_rowops_avx2(fasi_kernels *k)
     k->dot = dot;
     k->dropout_apply = dropout_apply;
     k->softmax_bwd = softmax_bwd;
+    k->probs_dropout = probs_dropout;
     k->round_f16 = round_f16;
     k->npu_logits = npu_logits;
     k->npu_exp = npu_exp;

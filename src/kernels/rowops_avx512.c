@@ -190,6 +190,23 @@ static void dropout_apply(float *x, const uint8_t *keep, size_t n, float s)
     }
 }
 
+static void probs_dropout(float *x, const uint8_t *keep, size_t n, float inv, float s,
+                          uint16_t *p16)
+{
+    const __m512 vinv = _mm512_set1_ps(inv), vs = _mm512_set1_ps(s);
+    for (size_t j = 0; j < n; j += 16) {
+        const __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : tail_mask(n - j);
+        __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + j), vinv);
+        if (p16)
+            _mm256_mask_storeu_epi16(p16 + j, m, _mm512_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT));
+        if (keep) {
+            __m128i kb = _mm_maskz_loadu_epi8(m, keep + j);
+            p = _mm512_mul_ps(p, _mm512_maskz_mov_ps(_mm_test_epi8_mask(kb, kb), vs));
+        }
+        _mm512_mask_storeu_ps(x + j, m, p);
+    }
+}
+
 static void softmax_bwd(float *dp, const float *p, size_t n, float c, float s)
 {
     const __m512 vc = _mm512_set1_ps(c), vs = _mm512_set1_ps(s);
@@ -315,6 +332,7 @@ void fasi_register_rowops_avx512(fasi_kernels *k)
     k->dot = dot;
     k->dropout_apply = dropout_apply;
     k->softmax_bwd = softmax_bwd;
+    k->probs_dropout = probs_dropout;
     k->round_f16 = round_f16;
     k->npu_logits = npu_logits;
     k->npu_exp = npu_exp;

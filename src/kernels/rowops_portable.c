@@ -75,6 +75,16 @@ static void dropout_apply(float *x, const uint8_t *keep, size_t n, float s)
     for (size_t j = 0; j < n; j++) x[j] = x[j] * (keep[j] ? s : 0.0f);
 }
 
+static void probs_dropout(float *x, const uint8_t *keep, size_t n, float inv, float s,
+                          uint16_t *p16)
+{
+    for (size_t j = 0; j < n; j++) {
+        float p = x[j] * inv;
+        if (p16) p16[j] = fasi_f32_to_f16(p);
+        x[j] = keep ? p * (keep[j] ? s : 0.0f) : p;
+    }
+}
+
 static void softmax_bwd(float *dp, const float *p, size_t n, float c, float s)
 {
     for (size_t j = 0; j < n; j++) dp[j] = (s * p[j]) * (dp[j] - c);
@@ -142,6 +152,7 @@ void fasi_register_rowops_portable(fasi_kernels *k)
     k->dot = dot;
     k->dropout_apply = dropout_apply;
     k->softmax_bwd = softmax_bwd;
+    k->probs_dropout = probs_dropout;
     k->round_f16 = round_f16;
     k->npu_logits = npu_logits;
     k->npu_exp = npu_exp;

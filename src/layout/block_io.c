@@ -204,19 +204,21 @@ void fasi_mat_load_u8(const fasi_mat *m, int64_t b, int64_t r0, int64_t nr, int6
     }
 }
 
-void fasi_mat_store_u8(const fasi_mat *m, int64_t b, int64_t r0, int64_t nr, int64_t c0, int64_t nc,
-                       const uint8_t *src, int64_t lds)
+/* A rectangle of elements already in m's dtype (es bytes each), row pitch lds elements. */
+FASI_ALWAYS_INLINE void store_same(const fasi_mat *m, int64_t b, int64_t r0, int64_t nr, int64_t c0,
+                                   int64_t nc, const unsigned char *src, int64_t lds, size_t es)
 {
     if (nr <= 0 || nc <= 0) return;
-    uint8_t *base = m->data;
-    const bool stream = stream_dest(m, 1);
+    unsigned char *base = m->data;
+    const bool stream = stream_dest(m, es);
+    const size_t pitch = (size_t)lds * es;
     if (!m->nz) {
         for (int64_t i = 0; i < nr; i++) {
-            uint8_t *d = base + fasi_mat_index(m, b, r0 + i, c0);
+            unsigned char *d = base + (size_t)fasi_mat_index(m, b, r0 + i, c0) * es;
             if (stream)
-                stream_copy(d, src + i * lds, (size_t)nc);
+                stream_copy(d, src + (size_t)i * pitch, (size_t)nc * es);
             else
-                memcpy(d, src + i * lds, (size_t)nc);
+                memcpy(d, src + (size_t)i * pitch, (size_t)nc * es);
         }
         fence_streams(stream);
         return;
@@ -225,15 +227,28 @@ void fasi_mat_store_u8(const fasi_mat *m, int64_t b, int64_t r0, int64_t nr, int
         int64_t ra = max64(rs, r0), rb = min64(rs + 16, r0 + nr);
         for (int64_t cs = c0 & ~(int64_t)15; cs < c0 + nc; cs += 16) {
             int64_t ca = max64(cs, c0), cb = min64(cs + 16, c0 + nc);
-            uint8_t *p = base + fasi_mat_index(m, b, ra, ca);
-            const uint8_t *in = src + (ra - r0) * lds + (ca - c0);
+            unsigned char *p = base + (size_t)fasi_mat_index(m, b, ra, ca) * es;
+            const unsigned char *in = src + (size_t)(ra - r0) * pitch + (size_t)(ca - c0) * es;
             if (cb - ca == 16) {
-                for (int64_t r = ra; r < rb; r++, p += 16, in += lds) put16(p, in, 1, stream);
+                for (int64_t r = ra; r < rb; r++, p += 16 * es, in += pitch)
+                    put16(p, in, es, stream);
             } else {
-                for (int64_t r = ra; r < rb; r++, p += 16, in += lds)
-                    memcpy(p, in, (size_t)(cb - ca));
+                for (int64_t r = ra; r < rb; r++, p += 16 * es, in += pitch)
+                    memcpy(p, in, (size_t)(cb - ca) * es);
             }
         }
     }
     fence_streams(stream);
+}
+
+void fasi_mat_store_u8(const fasi_mat *m, int64_t b, int64_t r0, int64_t nr, int64_t c0, int64_t nc,
+                       const uint8_t *src, int64_t lds)
+{
+    store_same(m, b, r0, nr, c0, nc, src, lds, 1);
+}
+
+void fasi_mat_store_u16(const fasi_mat *m, int64_t b, int64_t r0, int64_t nr, int64_t c0,
+                        int64_t nc, const uint16_t *src, int64_t lds)
+{
+    store_same(m, b, r0, nr, c0, nc, (const unsigned char *)src, lds, 2);
 }

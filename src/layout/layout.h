@@ -79,6 +79,9 @@ void fasi_mat_load_u8(const fasi_mat *m, int64_t b, int64_t r0, int64_t nr, int6
                       uint8_t *dst, int64_t ldd);
 void fasi_mat_store_u8(const fasi_mat *m, int64_t b, int64_t r0, int64_t nr, int64_t c0, int64_t nc,
                        const uint8_t *src, int64_t lds);
+/* Elements already in m's 16-bit dtype (FLOAT16 or BF16 bits), copied as they are. */
+void fasi_mat_store_u16(const fasi_mat *m, int64_t b, int64_t r0, int64_t nr, int64_t c0,
+                        int64_t nc, const uint16_t *src, int64_t lds);
 
 /* Write zeros to every padding element of an NZ tensor (no-op for ND). Touches padding only,
  * so it may run before or after the blocks are stored, from any thread. */

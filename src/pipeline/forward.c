@@ -44,6 +44,7 @@ typedef struct fwd_scratch {
     float *mrow;   /* tile: one mask row (NPU precision) */
     float *m, *l;  /* rows: running max and sum (streaming) */
     float *e32;    /* sk: the fp32 exps of one row (NPU precision) */
+    uint16_t *p16; /* rows x sk: a block of fp16 softmax_output before it is stored */
     int64_t head;  /* head whose K, V are in kp, vp; -1 none */
 } fwd_scratch;
 
@@ -131,28 +132,40 @@ static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int
     qk_tile(p, w, nr, j0, nt, alpha, true);
 }
 
-/* Apply dropout to the probabilities in w->s (rows x nt, keys j0..j0+nt) and write the drop
- * mask's tile when it is an output. */
-static void dropout_tile(const fasi_fwd_problem *p, const fasi_npu_plan *npu, fwd_scratch *w,
-                         int64_t head, int64_t i0, int64_t nr, int64_t j0, int64_t nt)
+/* The keep bytes of rows i0..i0+nr-1, keys j0..j0+nt-1 into w->keep (generated or read), and
+ * the drop mask's tile when it is an output. Returns whether they must be applied (false: no
+ * dropout, every element kept). */
+static bool keep_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t head, int64_t i0,
+                      int64_t nr, int64_t j0, int64_t nt)
 {
-    const fasi_kernels *k = p->core.kern;
     switch (p->dropout) {
     case FASI_DROPOUT_NONE:
         if (p->has_dmask) {
             memset(w->keep, 1, (size_t)(nr * nt));
             fasi_mat_store_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt);
         }
-        return;
+        return false;
     case FASI_DROPOUT_GENERATE:
         for (int64_t r = 0; r < nr; r++)
-            k->dropout_bits(p->seed, p->offset,
-                            fasi_dropout_row(p, head / p->core.n, head % p->core.n, i0 + r),
-                            (uint64_t)j0, (size_t)nt, p->threshold, w->keep + r * nt);
+            p->core.kern->dropout_bits(
+                p->seed, p->offset, fasi_dropout_row(p, head / p->core.n, head % p->core.n, i0 + r),
+                (uint64_t)j0, (size_t)nt, p->threshold, w->keep + r * nt);
         if (p->has_dmask) fasi_mat_store_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt);
-        break;
-    case FASI_DROPOUT_INPUT: fasi_mat_load_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt); break;
+        return true;
+    case FASI_DROPOUT_INPUT:
+        fasi_mat_load_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt);
+        return true;
     }
+    return false;
+}
+
+/* Apply dropout to the probabilities in w->s (rows x nt, keys j0..j0+nt) and write the drop
+ * mask's tile when it is an output. */
+static void dropout_tile(const fasi_fwd_problem *p, const fasi_npu_plan *npu, fwd_scratch *w,
+                         int64_t head, int64_t i0, int64_t nr, int64_t j0, int64_t nt)
+{
+    const fasi_kernels *k = p->core.kern;
+    if (!keep_tile(p, w, head, i0, nr, j0, nt)) return;
     if (npu) {
         for (int64_t r = 0; r < nr; r++)
             k->npu_dropout(w->s + r * nt, w->keep + r * nt, (size_t)nt, npu->g);
@@ -181,7 +194,9 @@ static void npu_softmax_block(const fasi_fwd_problem *p, const fasi_npu_plan *np
     }
 }
 
-/* Materialising: leaves Pd of rows i0..i0+nr-1 over all keys in w->s (row stride sk). */
+/* Materialising: leaves Pd of rows i0..i0+nr-1 over all keys in w->s (row stride sk). With an
+ * fp16 softmax_output, one pass per row normalises, rounds P into a staging block and applies
+ * dropout (probs_dropout); the block is then stored as it is. */
 static void probs_block(const fasi_fwd_problem *p, const fasi_npu_plan *npu, fwd_scratch *w,
                         int64_t b, int64_t n, int64_t i0, int64_t nr)
 {
@@ -201,13 +216,25 @@ static void probs_block(const fasi_fwd_problem *p, const fasi_npu_plan *npu, fwd
         if (mx == -INFINITY) {
             /* every logit is -inf: the documented policy is a zero row, not 0/0 = NaN */
             memset(row, 0, (size_t)sk * sizeof *row);
+            w->l[r] = 0.0f;
             continue;
         }
-        float sum = k->exp_shift_sum(row, (size_t)sk, mx);
-        k->scale(row, (size_t)sk, 1.0f / sum);
+        w->l[r] = 1.0f / k->exp_shift_sum(row, (size_t)sk, mx);
     }
-    if (p->has_probs) fasi_mat_store_f32(k, &p->probs, head, i0, nr, 0, sk, w->s, sk);
-    dropout_tile(p, NULL, w, head, i0, nr, 0, sk);
+    const bool staged = p->has_probs && p->probs.dtype == FAS_DTYPE_FLOAT16;
+    if (p->has_probs && !staged) {
+        /* another dtype: P rounded by the block storer, then dropout */
+        for (int64_t r = 0; r < nr; r++) k->scale(w->s + r * sk, (size_t)sk, w->l[r]);
+        fasi_mat_store_f32(k, &p->probs, head, i0, nr, 0, sk, w->s, sk);
+        dropout_tile(p, NULL, w, head, i0, nr, 0, sk);
+        return;
+    }
+    const bool apply = keep_tile(p, w, head, i0, nr, 0, sk);
+    const float inv_keep = (float)(1.0 / p->core.keep_prob);
+    for (int64_t r = 0; r < nr; r++)
+        k->probs_dropout(w->s + r * sk, apply ? w->keep + r * sk : NULL, (size_t)sk, w->l[r],
+                         inv_keep, staged ? w->p16 + r * sk : NULL);
+    if (staged) fasi_mat_store_u16(&p->probs, head, i0, nr, 0, sk, w->p16, sk);
 }
 
 /* Streaming: context rows i0..i0+nr-1 into w->c with an online softmax over key tiles. */
@@ -311,6 +338,9 @@ static void carve_scratch(const fwd_ctx *ctx, fasi_arena *a, fwd_scratch *w)
     w->l = fasi_arena_take(a, rows, sizeof(float));
     w->mrow = fasi_arena_take(a, tile, sizeof(float));
     w->e32 = fasi_arena_take(a, ctx->npu ? sk : 0, sizeof(float));
+    w->p16 = fasi_arena_take(
+        a, p->has_probs && p->probs.dtype == FAS_DTYPE_FLOAT16 && !ctx->npu ? rows * sk : 0,
+        sizeof(uint16_t));
     w->head = -1;
 }
 
