@@ -28,7 +28,7 @@
 #include "pipeline/parallel.h"
 
 enum {
-    ROWS = 128, /* query rows per task */
+    ROWS = 128, /* query rows per task, at most */
     TILE = 512  /* keys per streaming tile */
 };
 
@@ -344,15 +344,31 @@ static void carve_scratch(const fwd_ctx *ctx, fasi_arena *a, fwd_scratch *w)
     w->head = -1;
 }
 
+/* Query rows per block. A materialising block keeps rows x Sk scores (4 bytes each), their fp16
+ * copy and keep bytes (7 bytes per key) hot between its passes: at most BLOCK_BYTES of them, so
+ * that they stay in a core's L2, in multiples of 16 rows (whole NZ fractal rows), at least 16.
+ * Only the problem's shape decides, never the thread count. */
+enum { BLOCK_BYTES = 512 << 10 };
+
+static int64_t block_rows(const fasi_fwd_problem *p, bool streaming)
+{
+    int64_t rows = ROWS;
+    if (!streaming) {
+        int64_t fit = BLOCK_BYTES / (7 * p->core.sk) / 16 * 16;
+        if (fit < rows) rows = fit < 16 ? 16 : fit;
+    }
+    return p->core.sq < rows ? p->core.sq : rows;
+}
+
 fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
 {
     fasi_blas_prepare();
     fwd_ctx ctx;
     ctx.p = p;
-    ctx.rows = p->core.sq < ROWS ? p->core.sq : ROWS;
-    ctx.blocks = (p->core.sq + ctx.rows - 1) / ctx.rows;
     /* the NPU's softmax needs whole rows (its row maximum and sum): always materialising */
     ctx.streaming = !p->has_probs && !p->transpose_a && !p->core.npu;
+    ctx.rows = block_rows(p, ctx.streaming);
+    ctx.blocks = (p->core.sq + ctx.rows - 1) / ctx.rows;
     ctx.tile = ctx.streaming && p->core.sk > TILE ? TILE : p->core.sk;
     int64_t ntasks = p->transpose_a ? p->core.b * p->core.n : p->core.b * p->core.n * ctx.blocks;
     int threads = p->core.threads;
