@@ -31,13 +31,16 @@ static float operand(fast_rng *r)
 static void check_case(const fasi_kernels *k, fast_rng *r, size_t m, size_t n, size_t kk,
                        bool specials)
 {
-    const size_t lda = kk + (size_t)fast_rng_int(r, 0, 3), ldc = n + (size_t)fast_rng_int(r, 0, 5);
+    const bool trans_a = fast_rng_int(r, 0, 1) != 0;
+    const size_t lda = (trans_a ? m : kk) + (size_t)fast_rng_int(r, 0, 3);
+    const size_t ldc = n + (size_t)fast_rng_int(r, 0, 5);
     const size_t ldb = n + (size_t)fast_rng_int(r, 0, 2);
-    float *a = malloc((m * lda + 1) * sizeof *a), *b = malloc((kk * ldb + 1) * sizeof *b);
+    const size_t a_elems = (trans_a ? kk : m) * lda;
+    float *a = malloc((a_elems + 1) * sizeof *a), *b = malloc((kk * ldb + 1) * sizeof *b);
     float *bp = aligned_alloc(64, (fasi_packed_floats(kk, n) + 16) * sizeof *bp);
     float *c = malloc((m * ldc + 8) * sizeof *c), *c0 = malloc((m * ldc + 8) * sizeof *c0);
     assert_true(a && b && bp && c && c0);
-    for (size_t i = 0; i < m * lda; i++)
+    for (size_t i = 0; i < a_elems; i++)
         a[i] = specials ? operand(r) : (float)fast_rng_uniform(r, -1, 1);
     for (size_t i = 0; i < kk * ldb; i++)
         b[i] = specials ? operand(r) : (float)fast_rng_uniform(r, -1, 1);
@@ -48,18 +51,23 @@ static void check_case(const fasi_kernels *k, fast_rng *r, size_t m, size_t n, s
     const bool accumulate = fast_rng_int(r, 0, 1) != 0;
     fasi_pack_panels(b, ldb, kk, n, 0, bp);
     memcpy(c, c0, (m * ldc + 8) * sizeof *c);
-    k->gemm(m, n, kk, alpha, a, lda, bp, kk * FASI_PANEL, c, ldc, accumulate);
+    /* A row-major, or (trans_a) the transpose of the stored matrix a, k x m with pitch lda */
+    k->gemm(m, n, kk, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, bp, kk * FASI_PANEL, c, ldc,
+            accumulate);
     for (size_t i = 0; i < m; i++) {
         for (size_t j = 0; j < ldc; j++) {
             float want = c0[i * ldc + j];
             if (j < n) {
                 float acc = 0.0f;
-                for (size_t t = 0; t < kk; t++) acc = fmaf(a[i * lda + t], b[t * ldb + j], acc);
+                for (size_t t = 0; t < kk; t++)
+                    acc = fmaf(trans_a ? a[t * lda + i] : a[i * lda + t], b[t * ldb + j], acc);
                 want = accumulate ? fmaf(alpha, acc, want) : alpha * acc;
             }
             if (!same_float(c[i * ldc + j], want)) {
-                printf("%s gemm m=%zu n=%zu k=%zu alpha=%a acc=%d: c[%zu][%zu] = %a, want %a\n",
-                       k->name, m, n, kk, alpha, (int)accumulate, i, j, c[i * ldc + j], want);
+                printf("%s gemm m=%zu n=%zu k=%zu alpha=%a acc=%d trans_a=%d: c[%zu][%zu] = %a, "
+                       "want %a\n",
+                       k->name, m, n, kk, alpha, (int)accumulate, (int)trans_a, i, j,
+                       c[i * ldc + j], want);
                 fail();
             }
         }
@@ -97,7 +105,7 @@ static void check_add_case(const fasi_kernels *k, fast_rng *r, size_t m, size_t 
     fasi_pack_panels(b, n, kk, n, 0, bp);
     fasi_addend add = {store, nz, broadcast, (size_t)cols, (size_t)g.m1, row0, col0};
     const float alpha = (float)fast_rng_uniform(r, -1, 1);
-    k->gemm_add(m, n, kk, alpha, a, kk, bp, kk * FASI_PANEL, c, n, &add);
+    k->gemm_add(m, n, kk, alpha, a, kk, 1, bp, kk * FASI_PANEL, c, n, &add);
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
             float acc = 0.0f;

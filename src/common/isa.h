@@ -84,19 +84,21 @@ typedef struct fasi_kernels {
     /* dp[j] = s * p[j] * (dp[j] - c): the softmax backward row pass, s = scale */
     void (*softmax_bwd)(float *dp, const float *p, size_t n, float c, float s);
 
-    /* The forward's matrix products: for i < m, j < n,
-     *   acc = +0; for t = 0 .. k-1: acc = fma(a[i*lda + t], B[t][j], acc)   (one rounding each)
+    /* The pipeline's matrix products: for i < m, j < n, with A(i, t) = a[i*rsa + t*csa] (rsa =
+     * lda, csa = 1 for a row-major A; rsa = 1, csa = lda for the transpose of a row-major matrix)
+     *   acc = +0; for t = 0 .. k-1: acc = fma(A(i, t), B[t][j], acc)   (one rounding each)
      *   c[i*ldc + j] = accumulate ? fma(alpha, acc, c[i*ldc + j]) : alpha * acc
      * with B packed in panels of FASI_PANEL columns (kernels/gemm.h): B[t][j] is
      * bp[(j / FASI_PANEL) * panel_stride + t * FASI_PANEL + j % FASI_PANEL]. Every level runs
      * exactly these operations in this order, so the result is bit-identical everywhere (and
      * on every machine). Nothing outside the m x n rectangle of c is written. */
-    void (*gemm)(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
-                 const float *bp, size_t panel_stride, float *c, size_t ldc, bool accumulate);
+    void (*gemm)(size_t m, size_t n, size_t k, float alpha, const float *a, size_t rsa,
+                 size_t csa, const float *bp, size_t panel_stride, float *c, size_t ldc,
+                 bool accumulate);
     /* The same product with an fp16 matrix added instead of c's old values (the attention
      * mask, read where it is stored): c[i*ldc + j] = fma(alpha, acc, add(i, j)). */
-    void (*gemm_add)(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
-                     const float *bp, size_t panel_stride, float *c, size_t ldc,
+    void (*gemm_add)(size_t m, size_t n, size_t k, float alpha, const float *a, size_t rsa,
+                     size_t csa, const float *bp, size_t panel_stride, float *c, size_t ldc,
                      const struct fasi_addend *add);
 
     /* NPU precision mode (docs/precision.md). h(x) rounds an fp32 value to fp16 (to nearest

@@ -50,8 +50,8 @@ static inline void addend16(const epilogue *e, size_t i, __m256 *lo, __m256 *hi)
 }
 
 FASI_INLINE void tile(const int mr, const int full, size_t k, __m256 alpha, const float *a,
-                      size_t lda, const float *b, float *c, size_t ldc, __m256i m0, __m256i m1,
-                      const epilogue *e)
+                      size_t rsa, size_t csa, const float *b, float *c, size_t ldc, __m256i m0,
+                      __m256i m1, const epilogue *e)
 {
     __m256 acc0[MR], acc1[MR];
 #pragma GCC unroll 6
@@ -61,7 +61,7 @@ FASI_INLINE void tile(const int mr, const int full, size_t k, __m256 alpha, cons
         const __m256 v1 = _mm256_loadu_ps(b + t * FASI_PANEL + 8);
 #pragma GCC unroll 6
         for (int i = 0; i < mr; i++) {
-            const __m256 ai = _mm256_broadcast_ss(a + (size_t)i * lda + t);
+            const __m256 ai = _mm256_broadcast_ss(a + (size_t)i * rsa + t * csa);
             acc0[i] = _mm256_fmadd_ps(ai, v0, acc0[i]);
             acc1[i] = _mm256_fmadd_ps(ai, v1, acc1[i]);
         }
@@ -95,11 +95,11 @@ FASI_INLINE void tile(const int mr, const int full, size_t k, __m256 alpha, cons
 }
 
 #define FASI_TILE(MRC, FULL)                                                                       \
-    static void tile_##MRC##_##FULL(size_t k, __m256 alpha, const float *a, size_t lda,            \
-                                    const float *b, float *c, size_t ldc, __m256i m0, __m256i m1,  \
-                                    const epilogue *e)                                             \
+    static void tile_##MRC##_##FULL(size_t k, __m256 alpha, const float *a, size_t rsa,            \
+                                    size_t csa, const float *b, float *c, size_t ldc, __m256i m0,  \
+                                    __m256i m1, const epilogue *e)                                 \
     {                                                                                              \
-        tile(MRC, FULL, k, alpha, a, lda, b, c, ldc, m0, m1, e);                                   \
+        tile(MRC, FULL, k, alpha, a, rsa, csa, b, c, ldc, m0, m1, e);                              \
     }
 #define FASI_TILES(MRC) FASI_TILE(MRC, 0) FASI_TILE(MRC, 1)
 FASI_TILES(1)
@@ -109,16 +109,17 @@ FASI_TILES(4)
 FASI_TILES(5)
 FASI_TILES(6)
 
-typedef void (*tile_fn)(size_t, __m256, const float *, size_t, const float *, float *, size_t,
-                        __m256i, __m256i, const epilogue *);
+typedef void (*tile_fn)(size_t, __m256, const float *, size_t, size_t, const float *, float *,
+                        size_t, __m256i, __m256i, const epilogue *);
 
 static const tile_fn tiles[MR + 1][2] = {
     {NULL, NULL},         {tile_1_0, tile_1_1}, {tile_2_0, tile_2_1}, {tile_3_0, tile_3_1},
     {tile_4_0, tile_4_1}, {tile_5_0, tile_5_1}, {tile_6_0, tile_6_1},
 };
 
-static void product(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
-                    const float *bp, size_t panel_stride, float *c, size_t ldc, epilogue *e)
+static void product(size_t m, size_t n, size_t k, float alpha, const float *a, size_t rsa,
+                    size_t csa, const float *bp, size_t panel_stride, float *c, size_t ldc,
+                    epilogue *e)
 {
     const __m256 va = _mm256_set1_ps(alpha);
     for (size_t j = 0; j < n; j += FASI_PANEL) {
@@ -131,24 +132,24 @@ static void product(size_t m, size_t n, size_t k, float alpha, const float *a, s
             e->i0 = i;
             e->j0 = j;
             e->w = w;
-            tiles[h][full](k, va, a + i * lda, lda, b, c + i * ldc + j, ldc, m0, m1, e);
+            tiles[h][full](k, va, a + i * rsa, rsa, csa, b, c + i * ldc + j, ldc, m0, m1, e);
         }
     }
 }
 
-static void gemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+static void gemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t rsa, size_t csa,
                  const float *bp, size_t panel_stride, float *c, size_t ldc, bool accumulate)
 {
     epilogue e = {accumulate ? ACCUMULATE : OVERWRITE, NULL, 0, 0, 0};
-    product(m, n, k, alpha, a, lda, bp, panel_stride, c, ldc, &e);
+    product(m, n, k, alpha, a, rsa, csa, bp, panel_stride, c, ldc, &e);
 }
 
-static void gemm_add(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
-                     const float *bp, size_t panel_stride, float *c, size_t ldc,
+static void gemm_add(size_t m, size_t n, size_t k, float alpha, const float *a, size_t rsa,
+                     size_t csa, const float *bp, size_t panel_stride, float *c, size_t ldc,
                      const fasi_addend *add)
 {
     epilogue e = {ADDEND, add, 0, 0, 0};
-    product(m, n, k, alpha, a, lda, bp, panel_stride, c, ldc, &e);
+    product(m, n, k, alpha, a, rsa, csa, bp, panel_stride, c, ldc, &e);
 }
 
 void fasi_register_gemm_avx2(fasi_kernels *k)

@@ -40,8 +40,8 @@ static inline __m512 addend16(const epilogue *e, size_t i, size_t j, __mmask16 m
 }
 
 FASI_INLINE void tile(const int mr, const int np, size_t k, __m512 alpha, const float *a,
-                      size_t lda, const float *b, size_t panel_stride, float *c, size_t ldc,
-                      const epilogue *e)
+                      size_t rsa, size_t csa, const float *b, size_t panel_stride, float *c,
+                      size_t ldc, const epilogue *e)
 {
     __m512 acc[MR][NP];
 #pragma GCC unroll 6
@@ -54,7 +54,7 @@ FASI_INLINE void tile(const int mr, const int np, size_t k, __m512 alpha, const 
         for (int p = 0; p < np; p++) v[p] = _mm512_loadu_ps(b + p * panel_stride + t * FASI_PANEL);
 #pragma GCC unroll 6
         for (int i = 0; i < mr; i++) {
-            const __m512 ai = _mm512_set1_ps(a[(size_t)i * lda + t]);
+            const __m512 ai = _mm512_set1_ps(a[(size_t)i * rsa + t * csa]);
 #pragma GCC unroll 4
             for (int p = 0; p < np; p++) acc[i][p] = _mm512_fmadd_ps(ai, v[p], acc[i][p]);
         }
@@ -80,11 +80,11 @@ FASI_INLINE void tile(const int mr, const int np, size_t k, __m512 alpha, const 
 
 /* One instance per (rows, panels): the row count and panel count as constants. */
 #define FASI_TILE(MRC, NPC)                                                                        \
-    static void tile_##MRC##_##NPC(size_t k, __m512 alpha, const float *a, size_t lda,             \
+    static void tile_##MRC##_##NPC(size_t k, __m512 alpha, const float *a, size_t rsa, size_t csa, \
                                    const float *b, size_t panel_stride, float *c, size_t ldc,      \
                                    const epilogue *e)                                              \
     {                                                                                              \
-        tile(MRC, NPC, k, alpha, a, lda, b, panel_stride, c, ldc, e);                              \
+        tile(MRC, NPC, k, alpha, a, rsa, csa, b, panel_stride, c, ldc, e);                         \
     }
 #define FASI_TILES(MRC) FASI_TILE(MRC, 1) FASI_TILE(MRC, 2) FASI_TILE(MRC, 3) FASI_TILE(MRC, 4)
 FASI_TILES(1)
@@ -94,8 +94,8 @@ FASI_TILES(4)
 FASI_TILES(5)
 FASI_TILES(6)
 
-typedef void (*tile_fn)(size_t, __m512, const float *, size_t, const float *, size_t, float *,
-                        size_t, const epilogue *);
+typedef void (*tile_fn)(size_t, __m512, const float *, size_t, size_t, const float *, size_t,
+                        float *, size_t, const epilogue *);
 
 #define FASI_ROW(MRC)                                                                              \
     {                                                                                              \
@@ -116,8 +116,9 @@ static __mmask16 lanes(size_t w)
     return w >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << w) - 1);
 }
 
-static void product(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
-                    const float *bp, size_t panel_stride, float *c, size_t ldc, epilogue *e)
+static void product(size_t m, size_t n, size_t k, float alpha, const float *a, size_t rsa,
+                    size_t csa, const float *bp, size_t panel_stride, float *c, size_t ldc,
+                    epilogue *e)
 {
     const __m512 va = _mm512_set1_ps(alpha);
     for (size_t j = 0; j < n; j += NP * FASI_PANEL) {
@@ -130,24 +131,25 @@ static void product(size_t m, size_t n, size_t k, float alpha, const float *a, s
             const size_t h = m - i < MR ? m - i : MR;
             e->i0 = i;
             e->j0 = j;
-            tiles[h][np - 1](k, va, a + i * lda, lda, b, panel_stride, c + i * ldc + j, ldc, e);
+            tiles[h][np - 1](k, va, a + i * rsa, rsa, csa, b, panel_stride, c + i * ldc + j, ldc,
+                             e);
         }
     }
 }
 
-static void gemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+static void gemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t rsa, size_t csa,
                  const float *bp, size_t panel_stride, float *c, size_t ldc, bool accumulate)
 {
     epilogue e = {accumulate ? ACCUMULATE : OVERWRITE, NULL, 0, 0, {0}};
-    product(m, n, k, alpha, a, lda, bp, panel_stride, c, ldc, &e);
+    product(m, n, k, alpha, a, rsa, csa, bp, panel_stride, c, ldc, &e);
 }
 
-static void gemm_add(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
-                     const float *bp, size_t panel_stride, float *c, size_t ldc,
+static void gemm_add(size_t m, size_t n, size_t k, float alpha, const float *a, size_t rsa,
+                     size_t csa, const float *bp, size_t panel_stride, float *c, size_t ldc,
                      const fasi_addend *add)
 {
     epilogue e = {ADDEND, add, 0, 0, {0}};
-    product(m, n, k, alpha, a, lda, bp, panel_stride, c, ldc, &e);
+    product(m, n, k, alpha, a, rsa, csa, bp, panel_stride, c, ldc, &e);
 }
 
 void fasi_register_gemm_avx512(fasi_kernels *k)

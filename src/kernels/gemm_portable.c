@@ -28,15 +28,15 @@ void fasi_pack_panels(const float *src, size_t ld, size_t rows, size_t cols, int
 }
 
 /* The chains of every element; add (when not NULL) replaces c's old values. */
-static void product(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
-                    const float *bp, size_t panel_stride, float *c, size_t ldc, bool accumulate,
-                    const fasi_addend *add)
+static void product(size_t m, size_t n, size_t k, float alpha, const float *a, size_t rsa,
+                    size_t csa, const float *bp, size_t panel_stride, float *c, size_t ldc,
+                    bool accumulate, const fasi_addend *add)
 {
     for (size_t i = 0; i < m; i++) {
         for (size_t j = 0; j < n; j++) {
             const float *b = bp + j / FASI_PANEL * panel_stride + j % FASI_PANEL;
             float acc = 0.0f;
-            for (size_t t = 0; t < k; t++) acc = fmaf(a[i * lda + t], b[t * FASI_PANEL], acc);
+            for (size_t t = 0; t < k; t++) acc = fmaf(a[i * rsa + t * csa], b[t * FASI_PANEL], acc);
             float *out = c + i * ldc + j;
             if (add)
                 *out = fmaf(alpha, acc, fasi_f16_to_f32(add->data[fasi_addend_index(add, i, j)]));
@@ -46,17 +46,17 @@ static void product(size_t m, size_t n, size_t k, float alpha, const float *a, s
     }
 }
 
-static void gemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+static void gemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t rsa, size_t csa,
                  const float *bp, size_t panel_stride, float *c, size_t ldc, bool accumulate)
 {
-    product(m, n, k, alpha, a, lda, bp, panel_stride, c, ldc, accumulate, NULL);
+    product(m, n, k, alpha, a, rsa, csa, bp, panel_stride, c, ldc, accumulate, NULL);
 }
 
-static void gemm_add(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
-                     const float *bp, size_t panel_stride, float *c, size_t ldc,
+static void gemm_add(size_t m, size_t n, size_t k, float alpha, const float *a, size_t rsa,
+                     size_t csa, const float *bp, size_t panel_stride, float *c, size_t ldc,
                      const fasi_addend *add)
 {
-    product(m, n, k, alpha, a, lda, bp, panel_stride, c, ldc, false, add);
+    product(m, n, k, alpha, a, rsa, csa, bp, panel_stride, c, ldc, false, add);
 }
 
 void fasi_register_gemm_portable(fasi_kernels *k)

@@ -1,18 +1,22 @@
 /* The blocked fp32 backward pipeline (docs/semantics.md §6), one task per head (b, n), walking the
  * head's query rows in blocks of ROWS:
- *   dP = (dO . V^T) .* G                 (sgemm, then the row pass), G = keep / keep_prob
+ *   dP = (dO . V^T) .* G                 (gemm, then the row pass), G = keep / keep_prob
  *   dA = scale * P .* (dP - rowsum(dP .* P))   (same row pass)
  *   Pd = P .* G                          (same row pass, in place, after P's last use)
- *   dV += Pd^T . dO,  dQ = dA . K,  dK += dA^T . Q   (sgemm; dV and dK accumulate over blocks)
+ *   dV += Pd^T . dO,  dQ = dA . K,  dK += dA^T . Q   (gemm; dV and dK accumulate over blocks)
+ * The products run on the kernel table's gemm (kernels/gemm.h): V^T and K packed once per head,
+ * the block's rows of dO and Q packed per block, Pd and dA read in place (transposed for dV and
+ * dK). Each element is one fixed chain of fused multiply-adds, so the gradients are the same at
+ * every SIMD level.
  * A block's P, dP and keep bytes (ROWS x Sk each) stay in cache from the row pass to the last
  * sgemm that reads them, and scratch is O(ROWS * Sk + S * D) per thread instead of O(Sq * Sk).
  * Blocks are visited in a fixed order and tasks are independent, so results are bitwise
  * identical for any thread count. */
-#include "blas/blas.h"
 #include "common/arena.h"
 #include "common/memory.h"
-#include "problem/problem.h"
 #include "common/status.h"
+#include "kernels/gemm.h"
+#include "problem/problem.h"
 #include "pipeline/npu.h"
 #include "pipeline/parallel.h"
 
@@ -25,6 +29,8 @@ typedef struct bwd_scratch {
     float *q, *k, *v, *dout; /* sq x d, sk x d, sk x dv, sq x dv */
     float *dq, *dk, *dv;     /* sq x d, sk x d, sk x dv */
     float *row;              /* sk: one row of products (NPU precision) */
+    float *vtp, *kp;         /* V^T [dv x sk] and K [sk x d], packed (kernels/gemm.h) */
+    float *dop, *qp;         /* the block's rows of dO [rows x dv] and Q [rows x d], packed */
 } bwd_scratch;
 
 typedef struct bwd_ctx {
@@ -50,17 +56,20 @@ static void backward_task(void *vctx, int thread, int64_t task)
     fasi_heads_load_f32(k, &p->q, b, n, 0, sq, 0, d, w->q, d);
     fasi_heads_load_f32(k, &p->k, b, n, 0, sk, 0, d, w->k, d);
     fasi_heads_load_f32(k, &p->v, b, n, 0, sk, 0, dv, w->v, dv);
+    fasi_pack_panels(w->v, (size_t)dv, (size_t)dv, (size_t)sk, 1, w->vtp);
+    fasi_pack_panels(w->k, (size_t)d, (size_t)sk, (size_t)d, 0, w->kp);
 
     for (int64_t i0 = 0; i0 < sq; i0 += ctx->rows) {
         const int64_t nr = sq - i0 < ctx->rows ? sq - i0 : ctx->rows;
-        const float beta = i0 == 0 ? 0.0f : 1.0f; /* dV and dK accumulate over blocks */
+        const bool accumulate = i0 != 0; /* dV and dK accumulate over blocks */
         const float *dout = w->dout + i0 * dv;
         fasi_mat_load_f32(k, &p->probs, task, false, i0, nr, 0, sk, w->p, sk);
         if (p->has_dmask) fasi_mat_load_u8(&p->dmask, task, i0, nr, 0, sk, w->keep, sk);
 
         /* One pass per row while it is in cache: dP .* G, its dot with P, the softmax
          * backward (t becomes dA), then P .* G in place (p becomes Pd, which only dV needs). */
-        fasi_sgemm(false, true, nr, sk, dv, 1.0f, dout, dv, w->v, dv, 0.0f, w->t, sk);
+        k->gemm((size_t)nr, (size_t)sk, (size_t)dv, 1.0f, dout, (size_t)dv, 1, w->vtp,
+                (size_t)(dv * FASI_PANEL), w->t, (size_t)sk, false);
         for (int64_t i = 0; ctx->npu && i < nr; i++)
             fasi_npu_softmax_bwd_row(ctx->npu, k, w->t + i * sk, w->p + i * sk,
                                      p->has_dmask ? w->keep + i * sk : NULL, w->row);
@@ -72,9 +81,14 @@ static void backward_task(void *vctx, int thread, int64_t task)
             k->softmax_bwd(row, prow, (size_t)sk, c, s);
             if (p->has_dmask) k->dropout_apply(prow, keep, (size_t)sk, inv_keep);
         }
-        fasi_sgemm(true, false, sk, dv, nr, 1.0f, w->p, sk, dout, dv, beta, w->dv, dv);
-        fasi_sgemm(false, false, nr, d, sk, 1.0f, w->t, sk, w->k, d, 0.0f, w->dq + i0 * d, d);
-        fasi_sgemm(true, false, sk, d, nr, 1.0f, w->t, sk, w->q + i0 * d, d, beta, w->dk, d);
+        fasi_pack_panels(dout, (size_t)dv, (size_t)nr, (size_t)dv, 0, w->dop);
+        fasi_pack_panels(w->q + i0 * d, (size_t)d, (size_t)nr, (size_t)d, 0, w->qp);
+        k->gemm((size_t)sk, (size_t)dv, (size_t)nr, 1.0f, w->p, 1, (size_t)sk, w->dop,
+                (size_t)(nr * FASI_PANEL), w->dv, (size_t)dv, accumulate);
+        k->gemm((size_t)nr, (size_t)d, (size_t)sk, 1.0f, w->t, (size_t)sk, 1, w->kp,
+                (size_t)(sk * FASI_PANEL), w->dq + i0 * d, (size_t)d, false);
+        k->gemm((size_t)sk, (size_t)d, (size_t)nr, 1.0f, w->t, 1, (size_t)sk, w->qp,
+                (size_t)(nr * FASI_PANEL), w->dk, (size_t)d, accumulate);
     }
 
     fasi_heads_store_f32(k, &p->dq, b, n, 0, sq, 0, d, w->dq, d);
@@ -97,11 +111,15 @@ static void carve_scratch(const fasi_bwd_problem *p, int64_t rows, fasi_arena *a
     w->dk = fasi_arena_take(a, sk * d, sizeof(float));
     w->dv = fasi_arena_take(a, sk * dv, sizeof(float));
     w->row = fasi_arena_take(a, p->core.npu ? sk : 0, sizeof(float));
+    w->vtp = fasi_arena_take(a, (int64_t)fasi_packed_floats((size_t)dv, (size_t)sk), sizeof(float));
+    w->kp = fasi_arena_take(a, (int64_t)fasi_packed_floats((size_t)sk, (size_t)d), sizeof(float));
+    w->dop =
+        fasi_arena_take(a, (int64_t)fasi_packed_floats((size_t)rows, (size_t)dv), sizeof(float));
+    w->qp = fasi_arena_take(a, (int64_t)fasi_packed_floats((size_t)rows, (size_t)d), sizeof(float));
 }
 
 fas_status fasi_pipeline_backward(const fasi_bwd_problem *p)
 {
-    fasi_blas_prepare();
     int64_t ntasks = p->core.b * p->core.n;
     int threads = p->core.threads;
     if (threads > ntasks) threads = (int)ntasks;

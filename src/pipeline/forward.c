@@ -78,7 +78,7 @@ static void qk_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t nr, int64
                     float alpha, bool accumulate)
 {
     const int64_t d = p->core.d;
-    p->core.kern->gemm((size_t)nr, (size_t)nt, (size_t)d, alpha, w->q, (size_t)d,
+    p->core.kern->gemm((size_t)nr, (size_t)nt, (size_t)d, alpha, w->q, (size_t)d, 1,
                        w->kpp + j0 / FASI_PANEL * FASI_PANEL * d, (size_t)(d * FASI_PANEL), w->s,
                        (size_t)nt, accumulate);
 }
@@ -89,7 +89,7 @@ static void pv_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t nr, int64
                     bool accumulate)
 {
     const int64_t dv = p->core.dv;
-    p->core.kern->gemm((size_t)nr, (size_t)dv, (size_t)nt, 1.0f, w->s, (size_t)nt,
+    p->core.kern->gemm((size_t)nr, (size_t)dv, (size_t)nt, 1.0f, w->s, (size_t)nt, 1,
                        w->vpp + j0 * FASI_PANEL, (size_t)(p->core.sk * FASI_PANEL), w->c,
                        (size_t)dv, accumulate);
 }
@@ -118,7 +118,7 @@ static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int
                                  (size_t)mk->mat.m1,
                                  mk->mask_rows == 1 ? 0 : (size_t)i0,
                                  (size_t)j0};
-        p->core.kern->gemm_add((size_t)nr, (size_t)nt, (size_t)d, alpha, w->q, (size_t)d,
+        p->core.kern->gemm_add((size_t)nr, (size_t)nt, (size_t)d, alpha, w->q, (size_t)d, 1,
                                w->kpp + j0 / FASI_PANEL * FASI_PANEL * d, (size_t)(d * FASI_PANEL),
                                w->s, (size_t)nt, &add);
         return;
