@@ -44,7 +44,7 @@ typedef struct fwd_scratch {
     float *mrow;   /* tile: one mask row (NPU precision) */
     float *m, *l;  /* rows: running max and sum (streaming) */
     float *e32;    /* sk: the fp32 exps of one row (NPU precision) */
-    uint16_t *p16; /* rows x sk: a block of fp16 softmax_output before it is stored */
+    uint16_t *p16; /* 16 x sk: a strip of fp16 softmax_output before it is stored */
     int64_t head;  /* head whose K, V are in kp, vp; -1 none */
 } fwd_scratch;
 
@@ -229,12 +229,17 @@ static void probs_block(const fasi_fwd_problem *p, const fasi_npu_plan *npu, fwd
         dropout_tile(p, NULL, w, head, i0, nr, 0, sk);
         return;
     }
-    const bool apply = keep_tile(p, w, head, i0, nr, 0, sk);
+    /* strips of 16 rows (one fractal row of NZ tensors): keep bytes, P and Pd of a strip stay
+     * in L1 from the generator to the stores */
     const float inv_keep = (float)(1.0 / p->core.keep_prob);
-    for (int64_t r = 0; r < nr; r++)
-        k->probs_dropout(w->s + r * sk, apply ? w->keep + r * sk : NULL, (size_t)sk, w->l[r],
-                         inv_keep, staged ? w->p16 + r * sk : NULL);
-    if (staged) fasi_mat_store_u16(&p->probs, head, i0, nr, 0, sk, w->p16, sk);
+    for (int64_t s0 = 0; s0 < nr; s0 += 16) {
+        const int64_t ns = nr - s0 < 16 ? nr - s0 : 16;
+        const bool apply = keep_tile(p, w, head, i0 + s0, ns, 0, sk);
+        for (int64_t r = 0; r < ns; r++)
+            k->probs_dropout(w->s + (s0 + r) * sk, apply ? w->keep + r * sk : NULL, (size_t)sk,
+                             w->l[s0 + r], inv_keep, staged ? w->p16 + r * sk : NULL);
+        if (staged) fasi_mat_store_u16(&p->probs, head, i0 + s0, ns, 0, sk, w->p16, sk);
+    }
 }
 
 /* Streaming: context rows i0..i0+nr-1 into w->c with an online softmax over key tiles. */
@@ -339,7 +344,7 @@ static void carve_scratch(const fwd_ctx *ctx, fasi_arena *a, fwd_scratch *w)
     w->mrow = fasi_arena_take(a, tile, sizeof(float));
     w->e32 = fasi_arena_take(a, ctx->npu ? sk : 0, sizeof(float));
     w->p16 = fasi_arena_take(
-        a, p->has_probs && p->probs.dtype == FAS_DTYPE_FLOAT16 && !ctx->npu ? rows * sk : 0,
+        a, p->has_probs && p->probs.dtype == FAS_DTYPE_FLOAT16 && !ctx->npu ? 16 * sk : 0,
         sizeof(uint16_t));
     w->head = -1;
 }
