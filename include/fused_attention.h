@@ -229,7 +229,7 @@ static inline void fas_options_init(fas_options *options)
 
 /* Seed the process-wide dropout generator and reset its offset to 0. Every call that draws
  * dropout bits without an explicit seed (keep_prob < 1, mask not given as input) uses the
- * current (seed, offset) and advances the offset atomically by ceil(Sk / 4), so concurrent and
+ * current (seed, offset) and advances the offset atomically by ceil(Sk / 8), so concurrent and
  * successive calls never reuse random bits. Before any call the seed is 67280421310721. */
 FAS_API void fas_manual_seed(uint64_t seed);
 

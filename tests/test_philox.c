@@ -13,6 +13,7 @@
 #include "rng/philox.h"
 
 #define TWO32 4294967296ull
+#define TWO16 65536ull
 
 /* ---- known answers ------------------------------------------------------------------------ */
 
@@ -74,12 +75,14 @@ static void test_kat_vectors(void **state)
 static bool mapping_keep(uint64_t seed, uint64_t offset, uint64_t row, uint64_t j,
                          uint64_t threshold)
 {
-    uint64_t c = offset + (j >> 2);
+    uint64_t c = offset + j / 8; /* eight columns per block: two 16-bit halves per word */
     uint32_t ctr[4] = {(uint32_t)c, (uint32_t)(c >> 32), (uint32_t)row, (uint32_t)(row >> 32)};
     uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     uint32_t out[4];
     fasi_philox4x32_10(ctr, key, out);
-    return (uint64_t)out[j & 3] < threshold;
+    uint32_t word = out[(j % 8) / 2];
+    uint32_t half = j % 2 == 0 ? word % 65536u : word / 65536u;
+    return (uint64_t)half < threshold;
 }
 
 /* Offsets that exercise the 64-bit counter: near 0, near the 32-bit carry, near the 64-bit wrap,
@@ -100,10 +103,10 @@ static uint64_t pick_threshold(fast_rng *r)
     switch (fast_rng_int(r, 0, 6)) {
     case 0: return 0;
     case 1: return 1;
-    case 2: return TWO32 / 2;
-    case 3: return TWO32 - 1;
-    case 4: return TWO32;
-    default: return fast_rng_u64(r) >> 32;
+    case 2: return TWO16 / 2;
+    case 3: return TWO16 - 1;
+    case 4: return TWO16;
+    default: return fast_rng_u64(r) >> 48;
     }
 }
 
@@ -130,7 +133,7 @@ static void test_keep_matches_mapping(void **state)
                    (unsigned long long)seed, (unsigned long long)offset, (unsigned long long)row,
                    (unsigned long long)j, (unsigned long long)thr, (int)got, (int)want);
         assert_int_equal(got, want);
-        if (thr > 0 && thr < TWO32) {
+        if (thr > 0 && thr < TWO16) {
             kept += got;
             total++;
         }
@@ -184,16 +187,18 @@ static void check_bits_level(fasi_isa isa, uint64_t fallback_seed)
     /* longer rows: many full SIMD steps, then a tail */
     for (int i = 0; i < 40; i++) {
         uint64_t seed = fast_rng_u64(&r), offset = pick_offset(&r), row = pick_row(&r);
-        uint64_t j0 = (uint64_t)fast_rng_int(&r, 0, 7);
+        uint64_t j0 = (uint64_t)fast_rng_int(&r, 0, 15);
         size_t n = (size_t)fast_rng_int(&r, 1000, 4096);
-        check_bits_once(k, seed, offset, row, j0, n, fast_rng_u64(&r) >> 32, buf);
+        check_bits_once(k, seed, offset, row, j0, n, fast_rng_u64(&r) >> 48, buf);
     }
-    /* every start phase and length around the step sizes, with counters crossing both carries */
+    /* every start phase (within a block of eight columns and across the next) and every length
+     * around the step sizes (up to two passes of 16 lanes: 256 columns), with counters crossing
+     * both carries */
     const uint64_t offsets[] = {0xffffffffull - 3, UINT64_MAX - 3, 0xfffffffffull - 17};
     for (size_t o = 0; o < sizeof offsets / sizeof offsets[0]; o++)
-        for (uint64_t j0 = 0; j0 < 8; j0++)
-            for (size_t n = 0; n <= 140; n++)
-                check_bits_once(k, 0x0123456789abcdefull, offsets[o], 7, j0, n, TWO32 / 3, buf);
+        for (uint64_t j0 = 0; j0 < 16; j0++)
+            for (size_t n = 0; n <= 280; n++)
+                check_bits_once(k, 0x0123456789abcdefull, offsets[o], 7, j0, n, TWO16 / 3, buf);
     free(buf);
 }
 
@@ -226,16 +231,16 @@ static void test_bits_neon(void **state)
 static void test_threshold(void **state)
 {
     (void)state;
-    assert_true(fasi_dropout_threshold(1.0) == TWO32);
-    assert_true(fasi_dropout_threshold(0.5) == TWO32 / 2);
-    assert_true(fasi_dropout_threshold(0.25) == TWO32 / 4);
-    assert_true(fasi_dropout_threshold(0.1) == 429496730ull);  /* 429496729.6 */
-    assert_true(fasi_dropout_threshold(0.2) == 858993459ull);  /* 858993459.2 */
-    assert_true(fasi_dropout_threshold(ldexp(1.0, -33)) == 0); /* 0.5: tie to even */
-    assert_true(fasi_dropout_threshold(ldexp(3.0, -33)) == 2); /* 1.5: tie to even */
-    assert_true(fasi_dropout_threshold(ldexp(5.0, -33)) == 2); /* 2.5: tie to even */
-    assert_true(fasi_dropout_threshold(1.0 - ldexp(1.0, -40)) == TWO32);
-    assert_true(fasi_dropout_threshold(2.0) == TWO32);
+    assert_true(fasi_dropout_threshold(1.0) == TWO16);
+    assert_true(fasi_dropout_threshold(0.5) == TWO16 / 2);
+    assert_true(fasi_dropout_threshold(0.25) == TWO16 / 4);
+    assert_true(fasi_dropout_threshold(0.1) == 6554);          /* 6553.6 */
+    assert_true(fasi_dropout_threshold(0.2) == 13107);         /* 13107.2 */
+    assert_true(fasi_dropout_threshold(ldexp(1.0, -17)) == 0); /* 0.5: tie to even */
+    assert_true(fasi_dropout_threshold(ldexp(3.0, -17)) == 2); /* 1.5: tie to even */
+    assert_true(fasi_dropout_threshold(ldexp(5.0, -17)) == 2); /* 2.5: tie to even */
+    assert_true(fasi_dropout_threshold(1.0 - ldexp(1.0, -40)) == TWO16);
+    assert_true(fasi_dropout_threshold(2.0) == TWO16);
     assert_true(fasi_dropout_threshold(0.0) == 0);
     assert_true(fasi_dropout_threshold(-1.0) == 0);
     assert_true(fasi_dropout_threshold(NAN) == 0);
@@ -245,10 +250,10 @@ static void test_threshold(void **state)
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
         if (fesetround(modes[i]) != 0) continue;
         uint64_t t1 = fasi_dropout_threshold(0.1), t2 = fasi_dropout_threshold(0.2),
-                 t3 = fasi_dropout_threshold(ldexp(3.0, -33));
+                 t3 = fasi_dropout_threshold(ldexp(3.0, -17));
         fesetround(saved);
-        assert_true(t1 == 429496730ull);
-        assert_true(t2 == 858993459ull);
+        assert_true(t1 == 6554);
+        assert_true(t2 == 13107);
         assert_true(t3 == 2);
     }
     fesetround(saved);
@@ -279,15 +284,17 @@ static void test_keep_rate_and_independence(void **state)
     const double probs[] = {0.1, 0.5, 0.9};
     for (size_t pi = 0; pi < 3; pi++) {
         uint64_t thr = fasi_dropout_threshold(probs[pi]);
-        double p = (double)thr / (double)TWO32;
+        double p = (double)thr / (double)TWO16;
         uint64_t seed = 0x9e3779b97f4a7c15ull * (pi + 1), offset = 1000 * pi;
-        uint64_t kept = 0, lag1 = 0, lag4 = 0, rowpair = 0;
+        uint64_t kept = 0, lag1 = 0, lag2 = 0, lag8 = 0, rowpair = 0;
         for (uint64_t row = 0; row < STAT_ROWS; row++) {
             k->dropout_bits(seed, offset, row, 0, STAT_COLS, thr, cur);
             for (size_t j = 0; j < STAT_COLS; j++) {
                 kept += cur[j];
+                /* the other half of a word, the next word, the next block */
                 if (j + 1 < STAT_COLS) lag1 += cur[j] & cur[j + 1];
-                if (j + 4 < STAT_COLS) lag4 += cur[j] & cur[j + 4];
+                if (j + 2 < STAT_COLS) lag2 += cur[j] & cur[j + 2];
+                if (j + 8 < STAT_COLS) lag8 += cur[j] & cur[j + 8];
                 if (row > 0) rowpair += cur[j] & prev[j];
             }
             uint8_t *t = prev;
@@ -297,7 +304,9 @@ static void test_keep_rate_and_independence(void **state)
         check_within("P(keep)", probs[pi], kept, (uint64_t)STAT_ROWS * STAT_COLS, p);
         check_within("P(j and j+1 kept)", probs[pi], lag1, (uint64_t)STAT_ROWS * (STAT_COLS - 1),
                      p * p);
-        check_within("P(j and j+4 kept)", probs[pi], lag4, (uint64_t)STAT_ROWS * (STAT_COLS - 4),
+        check_within("P(j and j+2 kept)", probs[pi], lag2, (uint64_t)STAT_ROWS * (STAT_COLS - 2),
+                     p * p);
+        check_within("P(j and j+8 kept)", probs[pi], lag8, (uint64_t)STAT_ROWS * (STAT_COLS - 8),
                      p * p);
         check_within("P(rows i, i+1 kept)", probs[pi], rowpair,
                      (uint64_t)(STAT_ROWS - 1) * STAT_COLS, p * p);
@@ -312,7 +321,7 @@ static double fraction_differing(const fasi_kernels *k, uint64_t s1, uint64_t o1
                                  uint64_t s2, uint64_t o2, uint64_t r2)
 {
     static uint8_t a[STAT_COLS], b[STAT_COLS];
-    uint64_t thr = TWO32 / 2;
+    uint64_t thr = TWO16 / 2;
     k->dropout_bits(s1, o1, r1, 0, STAT_COLS, thr, a);
     k->dropout_bits(s2, o2, r2, 0, STAT_COLS, thr, b);
     size_t diff = 0;

@@ -146,7 +146,8 @@ static fas_status forward_impl(const fas_tensor *q, const fas_tensor *k, const f
             p.seed = ro.seed;
             p.offset = ro.offset;
         } else {
-            fasi_generator_draw((uint64_t)((s.sk + 3) / 4), &p.seed, &p.offset);
+            fasi_generator_draw((uint64_t)((s.sk + FASI_PHILOX_COLS - 1) / FASI_PHILOX_COLS),
+                                &p.seed, &p.offset);
         }
     }
     return ro.impl == FAS_IMPL_REFERENCE ? fasi_reference_forward(&p) : fasi_pipeline_forward(&p);

@@ -1,16 +1,18 @@
 /* Philox4x32-10 (Salmon et al., SC'11) and the dropout keep decision built on it.
  *
  * Keep decision for element (row, j) of the softmax matrix flattened to rows
- * row = (b*N + n)*Sq + i:
- *   counter = (c0, c1, c2, c3) with c0 | c1 << 32 = offset + (j >> 2)   (64-bit, wrapping)
+ * row = (b*N + n)*Sq + i (of the whole tensor, for a sharded call: problem/problem.h):
+ *   counter = (c0, c1, c2, c3) with c0 | c1 << 32 = offset + (j >> 3)   (64-bit, wrapping)
  *                               and c2 | c3 << 32 = row
  *   key     = (k0, k1) = (seed & 0xffffffff, seed >> 32)
- *   u       = philox4x32_10(counter, key)[j & 3]
- *   keep    = (uint64_t)u < threshold,   threshold = keep_prob * 2^32 rounded half to even
+ *   u       = philox4x32_10(counter, key)[(j & 7) >> 1]
+ *   h       = j even ? u & 0xffff : u >> 16          (each 32-bit word gives two decisions)
+ *   keep    = h < threshold,   threshold = keep_prob * 2^16 rounded half to even, 0 .. 2^16
  *             (independent of the floating-point rounding mode)
- * so P(keep) = threshold / 2^32, within 2^-33 of keep_prob, and the decision depends only on
- * (seed, offset, row, j): never on threads, blocking, layout or SIMD level. A call consumes
- * ceil(Sk / 4) counters per row, which is how far the process-wide offset advances. */
+ * so P(keep) = threshold / 2^16, within 2^-17 of keep_prob, and the decision depends only on
+ * (seed, offset, row, j): never on threads, blocking, layout or SIMD level. One Philox block
+ * decides eight elements. A call consumes ceil(Sk / 8) counters per row, which is how far the
+ * process-wide offset advances. */
 #ifndef FASI_PHILOX_H
 #define FASI_PHILOX_H
 
@@ -27,7 +29,10 @@
 
 void fasi_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 
-/* threshold for keep_prob in (0, 1]: round(keep_prob * 2^32), at most 2^32 */
+/* Elements decided by one Philox block (one counter). */
+#define FASI_PHILOX_COLS 8
+
+/* threshold for keep_prob in (0, 1]: round(keep_prob * 2^16), at most 2^16 */
 uint64_t fasi_dropout_threshold(double keep_prob);
 
 /* Scalar keep decision of one element, per the mapping above (the reference uses this). */

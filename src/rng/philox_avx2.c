@@ -1,10 +1,11 @@
 /* AVX2 dropout keep bytes: Philox4x32-10 on eight counters per vector.
  *
- * Lane l of every state vector is the block of group g + l (group = j >> 2), so one pass of
- * ten rounds yields the 32 keep bytes of columns 4g .. 4g + 31. Two such passes are interleaved
- * to hide the multiply latency. The result is bit-identical to the portable dropout_bits for
- * every input: same counter, key and word mapping (rng/philox.h), same 64-bit wrap of
- * offset + group, and the same unsigned comparison against the threshold. */
+ * Lane l of every state vector is the block of group g + l (group = j >> 3), so one pass of
+ * ten rounds yields the 64 keep bytes of columns 8g .. 8g + 63 (two 16-bit halves per word).
+ * Two such passes are interleaved to hide the multiply latency. The result is bit-identical to
+ * the portable dropout_bits for every input: same counter, key, word and half mapping
+ * (rng/philox.h), same 64-bit wrap of offset + group, and the same comparison of each half with
+ * the threshold. */
 #include <immintrin.h>
 
 #include "rng/philox.h"
@@ -53,12 +54,12 @@ static inline void counters8(uint64_t base, __m256i *lo, __m256i *hi)
     *hi = _mm256_sub_epi32(_mm256_set1_epi32((int)(uint32_t)(base >> 32)), wrapped);
 }
 
-/* keep bytes of columns 4 * group .. 4 * group + 32 * passes - 1 into out, 1 <= passes <= 2;
- * thr_biased = (threshold ^ 2^31) for 1 <= threshold <= 2^32 - 1. */
+/* keep bytes of columns 8 * group .. 8 * group + 64 * passes - 1 into out, 1 <= passes <= 2;
+ * thr = threshold for 1 <= threshold <= 2^16 - 1. */
 static inline __attribute__((always_inline)) void step(int passes, uint64_t offset, uint64_t group,
                                                        __m256i row_lo, __m256i row_hi,
                                                        const __m256i *rk0, const __m256i *rk1,
-                                                       __m256i thr_biased, uint8_t *out)
+                                                       __m256i thr, uint8_t *out)
 {
     const __m256i m0 = _mm256_set1_epi32((int)FASI_PHILOX_M0);
     const __m256i m1 = _mm256_set1_epi32((int)FASI_PHILOX_M1);
@@ -70,42 +71,53 @@ static inline __attribute__((always_inline)) void step(int passes, uint64_t offs
     }
     for (int r = 0; r < 10; r++)
         for (int p = 0; p < passes; p++) s[p] = round8(s[p], m0, m1, rk0[r], rk1[r]);
-    /* u < threshold as a signed comparison of sign-flipped words; packing keeps lanes in
-     * 128-bit halves, giving byte 4w + l' per half (l' = l mod 4), which the shuffle transposes
-     * to the required column order 4l' + w. */
-    const __m256i sign = _mm256_set1_epi32((int)0x80000000u);
+    /* half < threshold as 32-bit signed comparisons (both sides below 2^16). Packing keeps
+     * lanes in 128-bit halves: x holds, per half, the bytes of columns 0..3 (low and high halves
+     * of words 0 and 1) as byte 4c + l' (l' = l mod 4), y those of columns 4..7; the shuffle
+     * makes each lane's four bytes contiguous, and the 32-bit unpacks put y's after x's. */
+    const __m256i low16 = _mm256_set1_epi32(0xffff);
     const __m256i transpose =
         _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9,
                          13, 2, 6, 10, 14, 3, 7, 11, 15);
     const __m256i one = _mm256_set1_epi8(1);
     for (int p = 0; p < passes; p++) {
-        __m256i w0 = _mm256_cmpgt_epi32(thr_biased, _mm256_xor_si256(s[p].c0, sign));
-        __m256i w1 = _mm256_cmpgt_epi32(thr_biased, _mm256_xor_si256(s[p].c1, sign));
-        __m256i w2 = _mm256_cmpgt_epi32(thr_biased, _mm256_xor_si256(s[p].c2, sign));
-        __m256i w3 = _mm256_cmpgt_epi32(thr_biased, _mm256_xor_si256(s[p].c3, sign));
-        __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(w0, w1), _mm256_packs_epi32(w2, w3));
-        b = _mm256_and_si256(_mm256_shuffle_epi8(b, transpose), one);
-        _mm256_storeu_si256((__m256i *)(void *)(out + 4 * LANES * p), b);
+        const __m256i w[4] = {s[p].c0, s[p].c1, s[p].c2, s[p].c3};
+        __m256i c[8];
+        for (int i = 0; i < 4; i++) {
+            c[2 * i] = _mm256_cmpgt_epi32(thr, _mm256_and_si256(w[i], low16));
+            c[2 * i + 1] = _mm256_cmpgt_epi32(thr, _mm256_srli_epi32(w[i], 16));
+        }
+        __m256i x =
+            _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
+        __m256i y =
+            _mm256_packs_epi16(_mm256_packs_epi32(c[4], c[5]), _mm256_packs_epi32(c[6], c[7]));
+        x = _mm256_and_si256(_mm256_shuffle_epi8(x, transpose), one);
+        y = _mm256_and_si256(_mm256_shuffle_epi8(y, transpose), one);
+        __m256i lo = _mm256_unpacklo_epi32(x, y), hi = _mm256_unpackhi_epi32(x, y);
+        _mm256_storeu_si256((__m256i *)(void *)(out + 8 * LANES * p),
+                            _mm256_permute2x128_si256(lo, hi, 0x20));
+        _mm256_storeu_si256((__m256i *)(void *)(out + 8 * LANES * p + 32),
+                            _mm256_permute2x128_si256(lo, hi, 0x31));
     }
 }
 
 /* One row's Philox state for the walk (rng/philox_walk.h). */
 typedef struct row_env {
     uint64_t offset;
-    __m256i row_lo, row_hi, thr_biased;
+    __m256i row_lo, row_hi, thr;
     __m256i rk0[10], rk1[10]; /* round keys */
 } row_env;
 
 static void step_one(const void *env, uint64_t group, uint8_t *out)
 {
     const row_env *e = env;
-    step(1, e->offset, group, e->row_lo, e->row_hi, e->rk0, e->rk1, e->thr_biased, out);
+    step(1, e->offset, group, e->row_lo, e->row_hi, e->rk0, e->rk1, e->thr, out);
 }
 
 static void step_two(const void *env, uint64_t group, uint8_t *out)
 {
     const row_env *e = env;
-    step(PASSES, e->offset, group, e->row_lo, e->row_hi, e->rk0, e->rk1, e->thr_biased, out);
+    step(PASSES, e->offset, group, e->row_lo, e->row_hi, e->rk0, e->rk1, e->thr, out);
 }
 
 static void dropout_bits_avx2(uint64_t seed, uint64_t offset, uint64_t row, uint64_t j0, size_t n,
@@ -115,7 +127,7 @@ static void dropout_bits_avx2(uint64_t seed, uint64_t offset, uint64_t row, uint
     e.offset = offset;
     e.row_lo = _mm256_set1_epi32((int)(uint32_t)row);
     e.row_hi = _mm256_set1_epi32((int)(uint32_t)(row >> 32));
-    e.thr_biased = _mm256_set1_epi32((int)((uint32_t)threshold ^ 0x80000000u));
+    e.thr = _mm256_set1_epi32((int)(uint32_t)threshold); /* the walk handles 0 and 2^16 */
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     for (int r = 0; r < 10; r++) {
         e.rk0[r] = _mm256_set1_epi32((int)k0);

@@ -1,10 +1,11 @@
 /* AVX-512 dropout keep bytes: Philox4x32-10 on sixteen counters per vector.
  *
- * Lane l of every state vector is the block of group g + l (group = j >> 2), so one pass of
- * ten rounds yields the 64 keep bytes of columns 4g .. 4g + 63. Two such passes are interleaved
- * to hide the multiply latency. The result is bit-identical to the portable dropout_bits for
- * every input: same counter, key and word mapping (rng/philox.h), same 64-bit wrap of
- * offset + group, and the same unsigned comparison against the threshold. */
+ * Lane l of every state vector is the block of group g + l (group = j >> 3), so one pass of
+ * ten rounds yields the 128 keep bytes of columns 8g .. 8g + 127 (two 16-bit halves per word).
+ * Two such passes are interleaved to hide the multiply latency. The result is bit-identical to
+ * the portable dropout_bits for every input: same counter, key, word and half mapping
+ * (rng/philox.h), same 64-bit wrap of offset + group, and the same comparison of each half with
+ * the threshold. */
 #include <immintrin.h>
 
 #include "rng/philox.h"
@@ -56,8 +57,8 @@ static inline void counters16(uint64_t base, __m512i *lo, __m512i *hi)
     *hi = _mm512_mask_add_epi32(h, wrapped, h, _mm512_set1_epi32(1));
 }
 
-/* keep bytes of columns 4 * group .. 4 * group + 64 * passes - 1 into out, 1 <= passes <= 2;
- * thr = threshold for 1 <= threshold <= 2^32 - 1. */
+/* keep bytes of columns 8 * group .. 8 * group + 128 * passes - 1 into out, 1 <= passes <= 2;
+ * thr = threshold for 1 <= threshold <= 2^16 - 1. */
 static inline __attribute__((always_inline)) void step(int passes, uint64_t offset, uint64_t group,
                                                        __m512i row_lo, __m512i row_hi,
                                                        const __m512i *rk0, const __m512i *rk1,
@@ -73,19 +74,35 @@ static inline __attribute__((always_inline)) void step(int passes, uint64_t offs
     }
     for (int r = 0; r < 10; r++)
         for (int p = 0; p < passes; p++) s[p] = round16(s[p], m0, m1, rk0[r], rk1[r]);
-    /* Lane l of the result is the little-endian word of bytes 4l .. 4l + 3, i.e. the keep
-     * bytes of words 0..3 of group g + l in column order. */
+    /* Lane l of `a` is the little-endian word of the keep bytes of columns 0..3 of group g + l
+     * (low and high halves of words 0 and 1), lane l of `b` that of columns 4..7; the two
+     * permutes interleave them lane by lane into column order. */
+    const __m512i low16 = _mm512_set1_epi32(0xffff);
+    const __m512i lo_idx =
+        _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi_idx =
+        _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     for (int p = 0; p < passes; p++) {
-        __m512i b0 = _mm512_maskz_mov_epi32(_mm512_cmplt_epu32_mask(s[p].c0, thr),
-                                            _mm512_set1_epi32(0x00000001));
-        __m512i b1 = _mm512_maskz_mov_epi32(_mm512_cmplt_epu32_mask(s[p].c1, thr),
-                                            _mm512_set1_epi32(0x00000100));
-        __m512i b2 = _mm512_maskz_mov_epi32(_mm512_cmplt_epu32_mask(s[p].c2, thr),
-                                            _mm512_set1_epi32(0x00010000));
-        __m512i b3 = _mm512_maskz_mov_epi32(_mm512_cmplt_epu32_mask(s[p].c3, thr),
-                                            _mm512_set1_epi32(0x01000000));
-        __m512i b = _mm512_ternarylogic_epi32(_mm512_or_si512(b0, b1), b2, b3, OR3);
-        _mm512_storeu_si512((void *)(out + 4 * LANES * p), b);
+        const __m512i w[4] = {s[p].c0, s[p].c1, s[p].c2, s[p].c3};
+        __m512i bytes[2];
+        for (int half = 0; half < 2; half++) {
+            const __m512i u = w[2 * half], v = w[2 * half + 1];
+            __m512i b0 = _mm512_maskz_mov_epi32(
+                _mm512_cmplt_epu32_mask(_mm512_and_si512(u, low16), thr), _mm512_set1_epi32(0x1));
+            __m512i b1 = _mm512_maskz_mov_epi32(
+                _mm512_cmplt_epu32_mask(_mm512_srli_epi32(u, 16), thr), _mm512_set1_epi32(0x100));
+            __m512i b2 =
+                _mm512_maskz_mov_epi32(_mm512_cmplt_epu32_mask(_mm512_and_si512(v, low16), thr),
+                                       _mm512_set1_epi32(0x10000));
+            __m512i b3 =
+                _mm512_maskz_mov_epi32(_mm512_cmplt_epu32_mask(_mm512_srli_epi32(v, 16), thr),
+                                       _mm512_set1_epi32(0x1000000));
+            bytes[half] = _mm512_ternarylogic_epi32(_mm512_or_si512(b0, b1), b2, b3, OR3);
+        }
+        _mm512_storeu_si512((void *)(out + 8 * LANES * p),
+                            _mm512_permutex2var_epi32(bytes[0], lo_idx, bytes[1]));
+        _mm512_storeu_si512((void *)(out + 8 * LANES * p + 64),
+                            _mm512_permutex2var_epi32(bytes[0], hi_idx, bytes[1]));
     }
 }
 
@@ -115,7 +132,7 @@ static void dropout_bits_avx512(uint64_t seed, uint64_t offset, uint64_t row, ui
     e.offset = offset;
     e.row_lo = _mm512_set1_epi32((int)(uint32_t)row);
     e.row_hi = _mm512_set1_epi32((int)(uint32_t)(row >> 32));
-    e.thr = _mm512_set1_epi32((int)(uint32_t)threshold);
+    e.thr = _mm512_set1_epi32((int)(uint32_t)threshold); /* the walk handles 0 and 2^16 */
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     for (int r = 0; r < 10; r++) {
         e.rk0[r] = _mm512_set1_epi32((int)k0);

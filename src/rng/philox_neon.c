@@ -1,12 +1,12 @@
 /* NEON (aarch64 Advanced SIMD) dropout keep bytes: Philox4x32-10 on four counters per vector.
  *
- * Lane l of every state vector is the block of group g + l (group = j >> 2). A pass holds two
- * vectors, eight consecutive groups, so one pass of ten rounds yields the 32 keep bytes of
- * columns 4g .. 4g + 31; two passes are interleaved (four independent vectors) to hide the
- * multiply latency. The result is bit-identical to the portable dropout_bits for every input:
- * same counter, key and word mapping (rng/philox.h), same 64-bit wrap of offset + group, and the
- * same unsigned comparison against the threshold (keep_words below, the only place that
- * decides). */
+ * Lane l of every state vector is the block of group g + l (group = j >> 3). A pass holds two
+ * vectors, eight consecutive groups, so one pass of ten rounds yields the 64 keep bytes of
+ * columns 8g .. 8g + 63 (two 16-bit halves per word); two passes are interleaved (four
+ * independent vectors) to hide the multiply latency. The result is bit-identical to the portable
+ * dropout_bits for every input: same counter, key, word and half mapping (rng/philox.h), same
+ * 64-bit wrap of offset + group, and the same comparison of each half with the threshold
+ * (keep_halves below, the only place that decides). */
 #include <arm_neon.h>
 
 #include "rng/philox.h"
@@ -56,20 +56,22 @@ static inline void counters4(uint64_t base, uint32x4_t *lo, uint32x4_t *hi)
     *hi = vsubq_u32(vdupq_n_u32((uint32_t)(base >> 32)), wrapped);
 }
 
-/* The keep decision of four Philox words: 1 where u < threshold, else 0, as bytes. */
-static inline uint8x8_t keep_words(uint32x4_t u0, uint32x4_t u1, uint32x4_t threshold)
+/* The keep decisions of the 16-bit halves of one word of eight counters (vectors a and b), as
+ * byte pairs: pair l is (low half < threshold, high half < threshold) of counter l, because a
+ * little-endian word is its low half, then its high half. */
+static inline uint16x8_t keep_halves(uint32x4_t a, uint32x4_t b, uint16x8_t threshold)
 {
-    uint16x8_t k =
-        vcombine_u16(vmovn_u32(vcltq_u32(u0, threshold)), vmovn_u32(vcltq_u32(u1, threshold)));
-    return vand_u8(vmovn_u16(k), vdup_n_u8(1));
+    uint8x8_t ka = vmovn_u16(vcltq_u16(vreinterpretq_u16_u32(a), threshold));
+    uint8x8_t kb = vmovn_u16(vcltq_u16(vreinterpretq_u16_u32(b), threshold));
+    return vreinterpretq_u16_u8(vandq_u8(vcombine_u8(ka, kb), vdupq_n_u8(1)));
 }
 
-/* keep bytes of columns 4 * group .. 4 * group + 4 * LANES * passes - 1 into out,
- * 1 <= passes <= 2; 1 <= threshold <= 2^32 - 1. */
+/* keep bytes of columns 8 * group .. 8 * group + 8 * LANES * passes - 1 into out,
+ * 1 <= passes <= 2; 1 <= threshold <= 2^16 - 1. */
 static inline __attribute__((always_inline)) void step(int passes, uint64_t offset, uint64_t group,
                                                        uint32x4_t row_lo, uint32x4_t row_hi,
                                                        const uint32_t *rk0, const uint32_t *rk1,
-                                                       uint32x4_t threshold, uint8_t *out)
+                                                       uint16x8_t threshold, uint8_t *out)
 {
     philox4 s[PASSES * VECS_PER_PASS];
     const int vecs = passes * VECS_PER_PASS;
@@ -82,23 +84,24 @@ static inline __attribute__((always_inline)) void step(int passes, uint64_t offs
         const uint32x4_t k0 = vdupq_n_u32(rk0[r]), k1 = vdupq_n_u32(rk1[r]);
         for (int v = 0; v < vecs; v++) s[v] = round4(s[v], k0, k1);
     }
-    /* Word w of counter l (l = 0..7 over the pass's two vectors) is column 4l + w: a four-way
-     * interleaving store of the keep bytes of words 0, 1, 2 and 3. */
+    /* Word w of counter l (l = 0..7 over the pass's two vectors) gives columns 8l + 2w and
+     * 8l + 2w + 1: a four-way interleaving store of byte pairs. */
     for (int p = 0; p < passes; p++) {
         const philox4 *a = &s[VECS_PER_PASS * p], *b = a + 1;
-        uint8x8x4_t w;
-        w.val[0] = keep_words(a->c0, b->c0, threshold);
-        w.val[1] = keep_words(a->c1, b->c1, threshold);
-        w.val[2] = keep_words(a->c2, b->c2, threshold);
-        w.val[3] = keep_words(a->c3, b->c3, threshold);
-        vst4_u8(out + 4 * LANES * p, w);
+        uint16x8x4_t w;
+        w.val[0] = keep_halves(a->c0, b->c0, threshold);
+        w.val[1] = keep_halves(a->c1, b->c1, threshold);
+        w.val[2] = keep_halves(a->c2, b->c2, threshold);
+        w.val[3] = keep_halves(a->c3, b->c3, threshold);
+        vst4q_u16((uint16_t *)(void *)(out + 8 * LANES * p), w);
     }
 }
 
 /* One row's Philox state for the walk (rng/philox_walk.h). */
 typedef struct row_env {
     uint64_t offset;
-    uint32x4_t row_lo, row_hi, threshold;
+    uint32x4_t row_lo, row_hi;
+    uint16x8_t threshold;
     uint32_t rk0[10], rk1[10]; /* round keys */
 } row_env;
 
@@ -121,7 +124,7 @@ static void dropout_bits_neon(uint64_t seed, uint64_t offset, uint64_t row, uint
     e.offset = offset;
     e.row_lo = vdupq_n_u32((uint32_t)row);
     e.row_hi = vdupq_n_u32((uint32_t)(row >> 32));
-    e.threshold = vdupq_n_u32((uint32_t)threshold); /* the walk handles 0 and 2^32 itself */
+    e.threshold = vdupq_n_u16((uint16_t)threshold); /* the walk handles 0 and 2^16 itself */
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     for (int r = 0; r < 10; r++) {
         e.rk0[r] = k0;

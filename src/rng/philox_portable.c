@@ -29,12 +29,12 @@ void fasi_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t o
 }
 
 /* Ties go to even. Built on floor() rather than nearbyint() so the result does not depend on
- * the caller's floating-point rounding mode. keep_prob * 2^32 is exact, and so is x - floor(x). */
+ * the caller's floating-point rounding mode. keep_prob * 2^16 is exact, and so is x - floor(x). */
 uint64_t fasi_dropout_threshold(double keep_prob)
 {
-    double x = keep_prob * 4294967296.0;
+    double x = keep_prob * 65536.0;
     if (!(x > 0)) return 0; /* also NaN */
-    if (x >= 4294967296.0) return 4294967296ull;
+    if (x >= 65536.0) return 65536;
     double f = floor(x), frac = x - f;
     uint64_t t = (uint64_t)f;
     if (frac > 0.5 || (frac == 0.5 && (t & 1))) t++;
@@ -50,24 +50,31 @@ static void philox_block(uint64_t seed, uint64_t offset, uint64_t row, uint64_t 
     fasi_philox4x32_10(ctr, key, out);
 }
 
+/* The 16-bit half of a block that decides column j (j & 7 within its block). */
+static inline uint32_t half_of(const uint32_t out[4], uint64_t j)
+{
+    uint32_t u = out[(j & 7) >> 1];
+    return (j & 1) ? u >> 16 : u & 0xffffu;
+}
+
 bool fasi_dropout_keep(uint64_t seed, uint64_t offset, uint64_t row, uint64_t j, uint64_t threshold)
 {
     uint32_t out[4];
-    philox_block(seed, offset, row, j >> 2, out);
-    return (uint64_t)out[j & 3] < threshold;
+    philox_block(seed, offset, row, j >> 3, out);
+    return (uint64_t)half_of(out, j) < threshold;
 }
 
 static void dropout_bits(uint64_t seed, uint64_t offset, uint64_t row, uint64_t j0, size_t n,
                          uint64_t threshold, uint8_t *keep)
 {
     uint32_t out[4];
-    uint64_t group = j0 >> 2;
+    uint64_t group = j0 >> 3;
     size_t t = 0;
-    unsigned w = (unsigned)(j0 & 3);
+    unsigned c = (unsigned)(j0 & 7);
     while (t < n) {
         philox_block(seed, offset, row, group, out);
-        for (; w < 4 && t < n; w++, t++) keep[t] = (uint64_t)out[w] < threshold;
-        w = 0;
+        for (; c < 8 && t < n; c++, t++) keep[t] = (uint64_t)half_of(out, c) < threshold;
+        c = 0;
         group++;
     }
 }
