@@ -92,9 +92,8 @@ typedef struct fasi_kernels {
      * bp[(j / FASI_PANEL) * panel_stride + t * FASI_PANEL + j % FASI_PANEL]. Every level runs
      * exactly these operations in this order, so the result is bit-identical everywhere (and
      * on every machine). Nothing outside the m x n rectangle of c is written. */
-    void (*gemm)(size_t m, size_t n, size_t k, float alpha, const float *a, size_t rsa,
-                 size_t csa, const float *bp, size_t panel_stride, float *c, size_t ldc,
-                 bool accumulate);
+    void (*gemm)(size_t m, size_t n, size_t k, float alpha, const float *a, size_t rsa, size_t csa,
+                 const float *bp, size_t panel_stride, float *c, size_t ldc, bool accumulate);
     /* The same product with an fp16 matrix added instead of c's old values (the attention
      * mask, read where it is stored): c[i*ldc + j] = fma(alpha, acc, add(i, j)). */
     void (*gemm_add)(size_t m, size_t n, size_t k, float alpha, const float *a, size_t rsa,
