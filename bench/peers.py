@@ -19,8 +19,9 @@ each implementation's own layout outside the timed region: [B, N, S, D] for the 
 PyTorch, [B, S, N*D] for ONNX Runtime. The library's output is already [B*S, N*D]; PyTorch's
 stays [B, N, S, D] (the permute is not timed).
 
-Each case runs once to warm up, then --repeat times; the table gives the median and minimum
-wall time, GFLOP/s = 4*B*N*S^2*D / median, peer/this = the peer's median over this library's,
+Each implementation runs in a process of its own (thread pools that keep spinning after a call
+would otherwise take the cores from the next one), once to warm up, then --repeat times, in
+--rounds rounds that alternate the order; the table gives the median and minimum wall time, GFLOP/s = 4*B*N*S^2*D / median, peer/this = the peer's median over this library's,
 and rel.diff = ||peer - this|| / ||this|| over the outputs, a check that all computed the same.
 
     FUSED_ATTENTION_LIBRARY=build/libfused_attention.so PYTHONPATH=python \\
@@ -34,8 +35,11 @@ import argparse
 import math
 import os
 import platform
+import json
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -224,51 +228,117 @@ def load_peers():
     return peers
 
 
+IMPLEMENTATIONS = {"this": ThisLibrary, "torch": TorchSDPA, "ort": OrtMultiHeadAttention}
+
+
+def worker(args):
+    """--worker: time one implementation on one case in this (fresh) process and print one JSON
+    line; the output goes to --out for the parent's comparison."""
+    b, n, s, d, masked = (int(x) for x in args.worker_case.split(","))
+    impl = IMPLEMENTATIONS[args.worker]()
+    p = Problem(b, n, s, d, bool(masked))
+    times = []
+    run = impl.runner(p, args.threads)
+    out = run()  # warm-up
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        out = run()
+        times.append((time.perf_counter() - start) * 1e3)
+    np.save(args.out, impl.to_rows(out, p))
+    print(json.dumps({"times": times, "version": impl.version}))
+    return 0
+
+
+def run_worker(name, case, args, out_path):
+    """One implementation on one case in a child process: (times in ms, version), or raises."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", name, "--worker-case", case,
+           "--repeat", str(args.repeat), "--threads", str(args.threads), "--out", out_path]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError((done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["times"], result["version"]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", default=DEFAULT_SHAPES,
                         help="B,N,S,D;B,N,S,D;... (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=5,
-                        help="timed runs after one warm-up; the median is reported (default 5)")
+                        help="timed runs per round after one warm-up (default 5)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds of every implementation in turn, the order reversed every "
+                        "other round so that a drifting machine favours none (default 2)")
     parser.add_argument("--threads", type=int, default=2, help="threads for every "
                         "implementation (default 2)")
     parser.add_argument("--mask", choices=("none", "padding", "both"), default="both",
                         help="no mask, a key-padding mask, or both (default)")
+    parser.add_argument("--worker", choices=sorted(IMPLEMENTATIONS), help=argparse.SUPPRESS)
+    parser.add_argument("--worker-case", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.repeat < 1 or args.threads < 1:
-        parser.error("--repeat and --threads must be at least 1")
+    if args.repeat < 1 or args.threads < 1 or args.rounds < 1:
+        parser.error("--repeat, --rounds and --threads must be at least 1")
+    if args.worker:
+        return worker(args)
 
+    # Each implementation runs in a process of its own: thread pools that spin after a call
+    # (libgomp's, ONNX Runtime's) would otherwise steal the cores from the next implementation.
+    ThisLibrary()  # fails early, with its own message, when the library cannot be loaded
+    names = ["this"] + [key for key, cls in (("torch", TorchSDPA), ("ort", OrtMultiHeadAttention))
+                        if cls in (type(peer) for peer in load_peers())]
     shapes = parse_shapes(args.shapes)
-    this = ThisLibrary()
-    peers = load_peers()
-    print("# %s | %s | Python %s on %s, %d CPUs, %d threads each"
-          % (this.version, " | ".join(p.version for p in peers) or "no peers",
-             platform.python_version(), platform.machine(), os.cpu_count() or 0, args.threads))
     masks = {"none": [False], "padding": [True], "both": [False, True]}[args.mask]
     header = "%-14s %-8s %-24s %10s %10s %9s %10s %9s" % (
         "B,N,S,D", "mask", "implementation", "median ms", "min ms", "GFLOP/s", "peer/this",
         "rel.diff")
-    print(header)
-    print("-" * len(header))
-    for b, n, s, d in shapes:
-        for masked in masks:
-            p = Problem(b, n, s, d, masked)
-            med, low, out = timed(this.runner(p, args.threads), args.repeat)
-            ours = this.to_rows(out, p)
-            print("%-14s %-8s %-24s %10.2f %10.2f %9.1f %10s %9s"
-                  % (p.label, "padding" if masked else "none", this.name, med, low,
-                     p.flops / med / 1e6, "1.00", "-"))
-            for peer in peers:
-                try:
-                    pmed, plow, pout = timed(peer.runner(p, args.threads), args.repeat)
-                except Exception as exc:  # a peer that cannot run this case is reported, not fatal
-                    print("%-14s %-8s %-24s failed: %s" % ("", "", peer.name, exc))
-                    continue
-                rows = peer.to_rows(pout, p)
-                diff = float(np.linalg.norm(rows - ours) / np.linalg.norm(ours))
-                print("%-14s %-8s %-24s %10.2f %10.2f %9.1f %10.2f %9.1e"
-                      % ("", "", peer.name, pmed, plow, p.flops / pmed / 1e6, pmed / med, diff))
-            sys.stdout.flush()
+    versions = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = []
+        for b, n, s, d in shapes:
+            for masked in masks:
+                p = Problem(b, n, s, d, masked)
+                case = "%d,%d,%d,%d,%d" % (b, n, s, d, int(masked))
+                times = {name: [] for name in names}
+                failed = {}
+                for r in range(args.rounds):
+                    for name in (names if r % 2 == 0 else names[::-1]):
+                        if name in failed:
+                            continue
+                        try:
+                            t, versions[name] = run_worker(name, case, args,
+                                                           os.path.join(tmp, name + ".npy"))
+                            times[name] += t
+                        except Exception as exc:  # a peer that cannot run a case is reported
+                            failed[name] = str(exc)
+                if "this" in failed:
+                    raise SystemExit("fused_attention failed on %s: %s" % (case, failed["this"]))
+                ours = np.load(os.path.join(tmp, "this.npy"))
+                med = statistics.median(times["this"])
+                lines.append("%-14s %-8s %-24s %10.2f %10.2f %9.1f %10s %9s"
+                             % (p.label, "padding" if masked else "none", ThisLibrary.name, med,
+                                min(times["this"]), p.flops / med / 1e6, "1.00", "-"))
+                for name in names[1:]:
+                    label = IMPLEMENTATIONS[name].name
+                    if name in failed:
+                        lines.append("%-14s %-8s %-24s failed: %s" % ("", "", label,
+                                                                      failed[name]))
+                        continue
+                    rows = np.load(os.path.join(tmp, name + ".npy"))
+                    diff = float(np.linalg.norm(rows - ours) / np.linalg.norm(ours))
+                    pmed = statistics.median(times[name])
+                    lines.append("%-14s %-8s %-24s %10.2f %10.2f %9.1f %10.2f %9.1e"
+                                 % ("", "", label, pmed, min(times[name]), p.flops / pmed / 1e6,
+                                    pmed / med, diff))
+        print("# %s | Python %s on %s, %d CPUs, %d threads each, %d rounds x %d runs, each "
+              "implementation in its own process"
+              % (" | ".join(versions[name] for name in names if name in versions),
+                 platform.python_version(), platform.machine(), os.cpu_count() or 0,
+                 args.threads, args.rounds, args.repeat))
+        print(header)
+        print("-" * len(header))
+        for line in lines:
+            print(line)
     return 0
 
 
