@@ -18,19 +18,20 @@
 #include "kernels/gemm.h"
 #include "problem/problem.h"
 #include "pipeline/npu.h"
+#include "pipeline/pack.h"
 #include "pipeline/parallel.h"
 
 enum { ROWS = 128 /* query rows per block */ };
 
 typedef struct bwd_scratch {
-    float *p;                /* rows x sk: P, then Pd */
-    float *t;                /* rows x sk: dP, then dA */
-    uint8_t *keep;           /* rows x sk */
-    float *q, *k, *v, *dout; /* sq x d, sk x d, sk x dv, sq x dv */
-    float *dq, *dk, *dv;     /* sq x d, sk x d, sk x dv */
-    float *row;              /* sk: one row of products (NPU precision) */
-    float *vtp, *kp;         /* V^T [dv x sk] and K [sk x d], packed (kernels/gemm.h) */
-    float *dop, *qp;         /* the block's rows of dO [rows x dv] and Q [rows x d], packed */
+    float *p;            /* rows x sk: P, then Pd */
+    float *t;            /* rows x sk: dP, then dA */
+    uint8_t *keep;       /* rows x sk */
+    float *q, *dout;     /* sq x d, sq x dv */
+    float *dq, *dk, *dv; /* sq x d, sk x d, sk x dv */
+    float *row;          /* sk: one row of products (NPU precision) */
+    float *vtp, *kp;     /* V^T [dv x sk] and K [sk x d], packed (kernels/gemm.h) */
+    float *dop, *qp;     /* the block's rows of dO [rows x dv] and Q [rows x d], packed */
 } bwd_scratch;
 
 typedef struct bwd_ctx {
@@ -54,10 +55,8 @@ static void backward_task(void *vctx, int thread, int64_t task)
 
     fasi_heads_load_f32(k, &p->dout, b, n, 0, sq, 0, dv, w->dout, dv);
     fasi_heads_load_f32(k, &p->q, b, n, 0, sq, 0, d, w->q, d);
-    fasi_heads_load_f32(k, &p->k, b, n, 0, sk, 0, d, w->k, d);
-    fasi_heads_load_f32(k, &p->v, b, n, 0, sk, 0, dv, w->v, dv);
-    fasi_pack_panels(w->v, (size_t)dv, (size_t)dv, (size_t)sk, 1, w->vtp);
-    fasi_pack_panels(w->k, (size_t)d, (size_t)sk, (size_t)d, 0, w->kp);
+    fasi_pack_head(k, &p->v, b, n, true, w->vtp);
+    fasi_pack_head(k, &p->k, b, n, false, w->kp);
 
     for (int64_t i0 = 0; i0 < sq; i0 += ctx->rows) {
         const int64_t nr = sq - i0 < ctx->rows ? sq - i0 : ctx->rows;
@@ -104,8 +103,6 @@ static void carve_scratch(const fasi_bwd_problem *p, int64_t rows, fasi_arena *a
     w->t = fasi_arena_take(a, rows * sk, sizeof(float));
     w->keep = fasi_arena_take(a, rows * sk, 1);
     w->q = fasi_arena_take(a, sq * d, sizeof(float));
-    w->k = fasi_arena_take(a, sk * d, sizeof(float));
-    w->v = fasi_arena_take(a, sk * dv, sizeof(float));
     w->dout = fasi_arena_take(a, sq * dv, sizeof(float));
     w->dq = fasi_arena_take(a, sq * d, sizeof(float));
     w->dk = fasi_arena_take(a, sk * d, sizeof(float));

@@ -25,6 +25,7 @@
 #include "kernels/exp_poly.h"
 #include "kernels/gemm.h"
 #include "pipeline/npu.h"
+#include "pipeline/pack.h"
 #include "pipeline/parallel.h"
 
 enum {
@@ -36,8 +37,7 @@ typedef struct fwd_scratch {
     float *q;      /* rows x d */
     float *s;      /* rows x tile: scores, then probabilities */
     uint8_t *keep; /* rows x tile */
-    float *kp;     /* sk x d */
-    float *vp;     /* sk x dv */
+    float *vp;     /* sk x dv (transpose_a only) */
     float *kpp;    /* K^T [d x sk] packed in panels of keys (kernels/gemm.h) */
     float *vpp;    /* V [sk x dv] packed in panels of value columns */
     float *c;      /* rows x dv (sk x dv with transpose_a) */
@@ -58,17 +58,19 @@ typedef struct fwd_ctx {
     const fasi_npu_plan *npu; /* NPU precision mode; NULL for fp32 */
 } fwd_ctx;
 
-/* K and V of head (b, n) as fp32, and packed for the gemm entry: K^T in panels of 16 keys
- * (the right operand of Q . K^T), V in panels of 16 value columns. */
+/* K and V of head (b, n) packed for the gemm entry straight from their tensors: K^T in panels
+ * of 16 keys (the right operand of Q . K^T), V in panels of 16 value columns; with
+ * transpose_a, V row-major instead (the BLAS product Pd^T . V). */
 static void load_head_panels(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n)
 {
-    const int64_t head = b * p->core.n + n, sk = p->core.sk, d = p->core.d, dv = p->core.dv;
+    const int64_t head = b * p->core.n + n;
     if (w->head == head) return;
-    fasi_heads_load_f32(p->core.kern, &p->k, b, n, 0, sk, 0, d, w->kp, d);
-    fasi_heads_load_f32(p->core.kern, &p->v, b, n, 0, sk, 0, dv, w->vp, dv);
-    fasi_pack_panels(w->kp, (size_t)d, (size_t)d, (size_t)sk, 1, w->kpp);
-    /* with transpose_a the context is Pd^T . V, on BLAS with V row-major */
-    if (!p->transpose_a) fasi_pack_panels(w->vp, (size_t)dv, (size_t)sk, (size_t)dv, 0, w->vpp);
+    fasi_pack_head(p->core.kern, &p->k, b, n, true, w->kpp);
+    if (p->transpose_a)
+        fasi_heads_load_f32(p->core.kern, &p->v, b, n, 0, p->core.sk, 0, p->core.dv, w->vp,
+                            p->core.dv);
+    else
+        fasi_pack_head(p->core.kern, &p->v, b, n, false, w->vpp);
     w->head = head;
 }
 
@@ -331,8 +333,7 @@ static void carve_scratch(const fwd_ctx *ctx, fasi_arena *a, fwd_scratch *w)
     w->q = fasi_arena_take(a, rows * p->core.d, sizeof(float));
     w->s = fasi_arena_take(a, rows * tile, sizeof(float));
     w->keep = fasi_arena_take(a, rows * tile, 1);
-    w->kp = fasi_arena_take(a, sk * p->core.d, sizeof(float));
-    w->vp = fasi_arena_take(a, sk * p->core.dv, sizeof(float));
+    w->vp = fasi_arena_take(a, p->transpose_a ? sk * p->core.dv : 0, sizeof(float));
     w->kpp = fasi_arena_take(a, (int64_t)fasi_packed_floats((size_t)p->core.d, (size_t)sk),
                              sizeof(float));
     w->vpp = fasi_arena_take(

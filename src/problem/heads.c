@@ -29,6 +29,18 @@ void fasi_heads_load_f32(const fasi_kernels *k, const fasi_heads *h, int64_t b, 
         fasi_mat_load_f32(k, &h->mat, mat, false, sr, nr, sc, nc, dst, ldd);
 }
 
+void fasi_heads_load_f32_t(const fasi_kernels *k, const fasi_heads *h, int64_t b, int64_t n,
+                           int64_t r0, int64_t nr, int64_t c0, int64_t nc, float *dst, int64_t ldd)
+{
+    int64_t mat, sr, sc;
+    locate(h, b, n, r0, c0, &mat, &sr, &sc);
+    /* stored transposed: the logical columns are stored rows, so this is a plain load */
+    if (h->trans)
+        fasi_mat_load_f32(k, &h->mat, mat, false, sr, nc, sc, nr, dst, ldd);
+    else
+        fasi_mat_load_f32(k, &h->mat, mat, true, sc, nc, sr, nr, dst, ldd);
+}
+
 void fasi_heads_store_f32(const fasi_kernels *k, const fasi_heads *h, int64_t b, int64_t n,
                           int64_t r0, int64_t nr, int64_t c0, int64_t nc, const float *src,
                           int64_t lds)

@@ -26,6 +26,9 @@ typedef struct fasi_heads {
 /* dst[i*ldd + j] = head(b, n)[r0+i][c0+j] as fp32. */
 void fasi_heads_load_f32(const fasi_kernels *k, const fasi_heads *h, int64_t b, int64_t n,
                          int64_t r0, int64_t nr, int64_t c0, int64_t nc, float *dst, int64_t ldd);
+/* The transposed rectangle: dst[i*ldd + j] = head(b, n)[r0+j][c0+i] as fp32, i < nc, j < nr. */
+void fasi_heads_load_f32_t(const fasi_kernels *k, const fasi_heads *h, int64_t b, int64_t n,
+                           int64_t r0, int64_t nr, int64_t c0, int64_t nc, float *dst, int64_t ldd);
 /* head(b, n)[r0+i][c0+j] = src[i*lds + j] rounded to the dtype; h->trans must be false. */
 void fasi_heads_store_f32(const fasi_kernels *k, const fasi_heads *h, int64_t b, int64_t n,
                           int64_t r0, int64_t nr, int64_t c0, int64_t nc, const float *src,
