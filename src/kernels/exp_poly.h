@@ -11,20 +11,23 @@
  *      scores (-10000, -inf) never make an operation underflow: x86 cores take a slow microcode
  *      path for underflowing results (rows with 1 in 17 scores masked ran 3x slower, AVX2,
  *      measured, before masked lanes were kept in range).
- *   2. t = xc * log2(e) + 1.5*2^23 (two roundings): the low mantissa bits of t hold
- *      k = nearest integer to xc / ln2, k in [-126, 127]; kf = t - 1.5*2^23 exactly.
- *   3. r = (xc - kf * LN2_HI) - kf * LN2_LO (Cody-Waite): LN2_HI has 9 significant bits, so
- *      kf * LN2_HI is exact and so is the first subtraction (Sterbenz); |r| <= ~0.35.
- *   4. y = 1 + (r + r^2 * q(r)), q a degree-4 polynomial (Horner), so y ~ exp(r) in [0.70, 1.42].
+ *   2. t = fma(xc, log2(e), 1.5*2^23): the low mantissa bits of t hold k = the nearest integer
+ *      to xc / ln2 (of the exact product: one rounding), k in [-126, 127]; kf = t - 1.5*2^23
+ *      exactly.
+ *   3. r = fma(-kf, LN2_LO, fma(-kf, LN2_HI, xc)) (Cody-Waite): LN2_HI has 9 significant bits,
+ *      so kf * LN2_HI and the first difference are exact (Sterbenz); |r| <= ~0.35.
+ *   4. y = 1 + fma(r * r, q(r), r), q a degree-4 polynomial evaluated by fma (Horner), so
+ *      y ~ exp(r) in [0.70, 1.42].
  *   5. result = y * 2^k, where 2^k = bits((bits(t) + 127) << 23): bits(t) is 0x4b400000 + k,
  *      and the shift drops everything but k + 127 into the exponent field. 2^k is a normal
  *      float, and so is the product (k = -126 only for xc < -86.98, where r > 0.33 and y > 1),
  *      so the scaling is exact and the result is y rounded once. A NaN lane stays NaN (y is).
  *
- * Every step is a separately rounded IEEE operation: no FMA anywhere (the library is compiled
- * with -ffp-contract=off, and the SIMD versions use separate mul and add), so the portable,
- * AVX2 and AVX-512 versions return bit-identical results for every input. (An FMA version was
- * measured: no faster on AVX2, the loop is not bound by the multiply-add ports.)
+ * Every step is one IEEE operation as written: the multiply-adds are fused multiply-adds (fmaf in
+ * portable C, the FMA instructions of AVX2, AVX-512 and NEON), every other product and sum is
+ * rounded on its own (the library is compiled with -ffp-contract=off), so every level returns
+ * bit-identical results for every input. Fusing saves seven of 24 operations: the streaming
+ * forward on 24x16x512x64 ran 0.91-0.95x the time of the unfused version (AVX-512).
  *
  * Coefficients of q: our own Remez fit (60-digit decimal arithmetic) of
  * (exp(r) - 1 - r) / r^2 minimising the relative error of 1 + r + r^2 q(r) on
@@ -39,6 +42,7 @@
 #ifndef FASI_EXP_POLY_H
 #define FASI_EXP_POLY_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -84,16 +88,16 @@ static inline float fasi_exp(float x)
     int zero = x < FASI_EXP_LOW;
     float xc = fasi_select(zero, FASI_EXP_LOW, x);
     xc = fasi_select(xc > FASI_EXP_HIGH, FASI_EXP_HIGH, xc);
-    float t = xc * FASI_EXP_LOG2E + FASI_EXP_ROUND;
+    float t = fmaf(xc, FASI_EXP_LOG2E, FASI_EXP_ROUND);
     float kf = t - FASI_EXP_ROUND;
-    float r = xc - kf * FASI_EXP_LN2_HI;
-    r = r - kf * FASI_EXP_LN2_LO;
+    float r = fmaf(-kf, FASI_EXP_LN2_HI, xc);
+    r = fmaf(-kf, FASI_EXP_LN2_LO, r);
     float q = FASI_EXP_C4;
-    q = q * r + FASI_EXP_C3;
-    q = q * r + FASI_EXP_C2;
-    q = q * r + FASI_EXP_C1;
-    q = q * r + FASI_EXP_C0;
-    float y = 1.0f + (r + (r * r) * q);
+    q = fmaf(q, r, FASI_EXP_C3);
+    q = fmaf(q, r, FASI_EXP_C2);
+    q = fmaf(q, r, FASI_EXP_C1);
+    q = fmaf(q, r, FASI_EXP_C0);
+    float y = 1.0f + fmaf(r * r, q, r);
     /* unsigned arithmetic: for a NaN lane the bits are meaningless (y is NaN there) */
     float s = fasi_bits_to_float((fasi_float_to_bits(t) + 127u) << 23);
     return fasi_select(zero, 0.0f, y * s);

@@ -1,7 +1,8 @@
 /* AVX2 row kernels of the softmax / dropout passes.
  *
- * Same formulas and operation order as rowops_portable.c (mul and add kept separate: this file
- * is compiled with -mfma but -ffp-contract=off, and no FMA intrinsic is used), so every kernel
+ * Same formulas and operation order as rowops_portable.c (mul and add kept separate, this file
+ * compiled with -mfma but -ffp-contract=off, except the multiply-adds exp_poly.h fuses, which
+ * use the FMA intrinsics where portable C calls fmaf), so every kernel
  * except row_max is bit-identical to the portable one; row_max is equal in value. Sums follow
  * the canonical 32-way order of kernels/exp_poly.h: four 8-lane accumulators hold partial sums
  * 0-7, 8-15, 16-23 and 24-31. Tails use masked loads and stores (which never touch memory
@@ -27,18 +28,16 @@ static inline __m256 exp8(__m256 x)
     __m256 zero = _mm256_cmp_ps(x, _mm256_set1_ps(FASI_EXP_LOW), _CMP_LT_OQ);
     __m256 xc = _mm256_max_ps(_mm256_set1_ps(FASI_EXP_LOW), x);
     xc = _mm256_min_ps(_mm256_set1_ps(FASI_EXP_HIGH), xc);
-    __m256 t = _mm256_add_ps(_mm256_mul_ps(xc, _mm256_set1_ps(FASI_EXP_LOG2E)),
-                             _mm256_set1_ps(FASI_EXP_ROUND));
+    __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(FASI_EXP_LOG2E), _mm256_set1_ps(FASI_EXP_ROUND));
     __m256 kf = _mm256_sub_ps(t, _mm256_set1_ps(FASI_EXP_ROUND));
-    __m256 r = _mm256_sub_ps(xc, _mm256_mul_ps(kf, _mm256_set1_ps(FASI_EXP_LN2_HI)));
-    r = _mm256_sub_ps(r, _mm256_mul_ps(kf, _mm256_set1_ps(FASI_EXP_LN2_LO)));
+    __m256 r = _mm256_fnmadd_ps(kf, _mm256_set1_ps(FASI_EXP_LN2_HI), xc);
+    r = _mm256_fnmadd_ps(kf, _mm256_set1_ps(FASI_EXP_LN2_LO), r);
     __m256 q = _mm256_set1_ps(FASI_EXP_C4);
-    q = _mm256_add_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(FASI_EXP_C3));
-    q = _mm256_add_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(FASI_EXP_C2));
-    q = _mm256_add_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(FASI_EXP_C1));
-    q = _mm256_add_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(FASI_EXP_C0));
-    __m256 y = _mm256_add_ps(_mm256_set1_ps(1.0f),
-                             _mm256_add_ps(r, _mm256_mul_ps(_mm256_mul_ps(r, r), q)));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(FASI_EXP_C3));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(FASI_EXP_C2));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(FASI_EXP_C1));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(FASI_EXP_C0));
+    __m256 y = _mm256_add_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(_mm256_mul_ps(r, r), q, r));
     __m256 s = _mm256_castsi256_ps(
         _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(127)), 23));
     return _mm256_andnot_ps(zero, _mm256_mul_ps(y, s));

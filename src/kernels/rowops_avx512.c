@@ -1,7 +1,8 @@
 /* AVX-512 row kernels of the softmax / dropout passes.
  *
  * Same formulas and operation order as rowops_portable.c and rowops_avx2.c (mul and add kept
- * separate: -ffp-contract=off and no FMA intrinsic), so every kernel except row_max is
+ * separate under -ffp-contract=off, except the multiply-adds exp_poly.h fuses, which use the FMA
+ * intrinsics), so every kernel except row_max is
  * bit-identical to the portable one; row_max is equal in value. Sums follow the canonical
  * 32-way order of kernels/exp_poly.h: two 16-lane accumulators hold partial sums 0-15 and
  * 16-31. Tails use masked loads and stores, which never touch memory outside the row. */
@@ -22,18 +23,16 @@ static inline __m512 exp16(__m512 x)
     __mmask16 keep = (__mmask16)~_mm512_cmp_ps_mask(x, _mm512_set1_ps(FASI_EXP_LOW), _CMP_LT_OQ);
     __m512 xc = _mm512_max_ps(_mm512_set1_ps(FASI_EXP_LOW), x);
     xc = _mm512_min_ps(_mm512_set1_ps(FASI_EXP_HIGH), xc);
-    __m512 t = _mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(FASI_EXP_LOG2E)),
-                             _mm512_set1_ps(FASI_EXP_ROUND));
+    __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(FASI_EXP_LOG2E), _mm512_set1_ps(FASI_EXP_ROUND));
     __m512 kf = _mm512_sub_ps(t, _mm512_set1_ps(FASI_EXP_ROUND));
-    __m512 r = _mm512_sub_ps(xc, _mm512_mul_ps(kf, _mm512_set1_ps(FASI_EXP_LN2_HI)));
-    r = _mm512_sub_ps(r, _mm512_mul_ps(kf, _mm512_set1_ps(FASI_EXP_LN2_LO)));
+    __m512 r = _mm512_fnmadd_ps(kf, _mm512_set1_ps(FASI_EXP_LN2_HI), xc);
+    r = _mm512_fnmadd_ps(kf, _mm512_set1_ps(FASI_EXP_LN2_LO), r);
     __m512 q = _mm512_set1_ps(FASI_EXP_C4);
-    q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(FASI_EXP_C3));
-    q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(FASI_EXP_C2));
-    q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(FASI_EXP_C1));
-    q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(FASI_EXP_C0));
-    __m512 y = _mm512_add_ps(_mm512_set1_ps(1.0f),
-                             _mm512_add_ps(r, _mm512_mul_ps(_mm512_mul_ps(r, r), q)));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(FASI_EXP_C3));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(FASI_EXP_C2));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(FASI_EXP_C1));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(FASI_EXP_C0));
+    __m512 y = _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(_mm512_mul_ps(r, r), q, r));
     __m512 s = _mm512_castsi512_ps(
         _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127)), 23));
     return _mm512_maskz_mov_ps(keep, _mm512_mul_ps(y, s));

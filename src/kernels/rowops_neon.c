@@ -2,14 +2,15 @@
  *
  * Same formulas and operation order as rowops_portable.c, so every kernel except row_max is
  * bit-identical to the portable one; row_max is equal in value. Multiplies and adds are kept
- * separate: vmulq_f32 and vaddq_f32 only, never vfmaq / vmlaq, and the file is compiled with
- * -ffp-contract=off like the whole library (GCC would otherwise contract a vmulq_f32 feeding a
- * vaddq_f32 into one FMLA on aarch64). Selects are bitwise (vbslq), exactly as fasi_select, so a
- * NaN lane passes through the clamps of exp unchanged. Sums follow the canonical 32-way order
- * of kernels/exp_poly.h: eight 4-lane accumulators hold partial sums 0-3, 4-7, ..., 28-31, and
- * every addition keeps the portable operand order (partial first), which decides the payload of
- * a NaN sum. Tails go through a stack block (lanes past the row are +0 in a sum) or scalar code
- * computing the same expression; nothing outside the row is read or written. */
+ * separate (vmulq_f32, vaddq_f32; never vmlaq) except where the formula itself fuses them (the
+ * multiply-adds of exp, vfmaq_f32 / vfmsq_f32, as fmaf in portable C), and the file is compiled
+ * with -ffp-contract=off like the whole library (GCC would otherwise contract a vmulq_f32
+ * feeding a vaddq_f32 into one FMLA on aarch64). Selects are bitwise (vbslq), exactly as
+ * fasi_select, so a NaN lane passes through the clamps of exp unchanged. Sums follow the canonical
+ * 32-way order of kernels/exp_poly.h: eight 4-lane accumulators hold partial sums 0-3, 4-7, ...,
+ * 28-31, and every addition keeps the portable operand order (partial first), which decides the
+ * payload of a NaN sum. Tails go through a stack block (lanes past the row are +0 in a sum) or
+ * scalar code computing the same expression; nothing outside the row is read or written. */
 #include <arm_neon.h>
 #include <math.h>
 #include <string.h>
@@ -34,17 +35,17 @@ static inline float32x4_t exp4(float32x4_t x)
     uint32x4_t zero = vcltq_f32(x, vdupq_n_f32(FASI_EXP_LOW));
     float32x4_t xc = vbslq_f32(zero, vdupq_n_f32(FASI_EXP_LOW), x);
     xc = vbslq_f32(vcgtq_f32(xc, vdupq_n_f32(FASI_EXP_HIGH)), vdupq_n_f32(FASI_EXP_HIGH), xc);
-    float32x4_t t =
-        vaddq_f32(vmulq_f32(xc, vdupq_n_f32(FASI_EXP_LOG2E)), vdupq_n_f32(FASI_EXP_ROUND));
+    /* vfmaq_f32(a, b, c) = a + b * c and vfmsq_f32(a, b, c) = a - b * c, each one rounding */
+    float32x4_t t = vfmaq_f32(vdupq_n_f32(FASI_EXP_ROUND), xc, vdupq_n_f32(FASI_EXP_LOG2E));
     float32x4_t kf = vsubq_f32(t, vdupq_n_f32(FASI_EXP_ROUND));
-    float32x4_t r = vsubq_f32(xc, vmulq_f32(kf, vdupq_n_f32(FASI_EXP_LN2_HI)));
-    r = vsubq_f32(r, vmulq_f32(kf, vdupq_n_f32(FASI_EXP_LN2_LO)));
+    float32x4_t r = vfmsq_f32(xc, kf, vdupq_n_f32(FASI_EXP_LN2_HI));
+    r = vfmsq_f32(r, kf, vdupq_n_f32(FASI_EXP_LN2_LO));
     float32x4_t q = vdupq_n_f32(FASI_EXP_C4);
-    q = vaddq_f32(vmulq_f32(q, r), vdupq_n_f32(FASI_EXP_C3));
-    q = vaddq_f32(vmulq_f32(q, r), vdupq_n_f32(FASI_EXP_C2));
-    q = vaddq_f32(vmulq_f32(q, r), vdupq_n_f32(FASI_EXP_C1));
-    q = vaddq_f32(vmulq_f32(q, r), vdupq_n_f32(FASI_EXP_C0));
-    float32x4_t y = vaddq_f32(vdupq_n_f32(1.0f), vaddq_f32(r, vmulq_f32(vmulq_f32(r, r), q)));
+    q = vfmaq_f32(vdupq_n_f32(FASI_EXP_C3), q, r);
+    q = vfmaq_f32(vdupq_n_f32(FASI_EXP_C2), q, r);
+    q = vfmaq_f32(vdupq_n_f32(FASI_EXP_C1), q, r);
+    q = vfmaq_f32(vdupq_n_f32(FASI_EXP_C0), q, r);
+    float32x4_t y = vaddq_f32(vdupq_n_f32(1.0f), vfmaq_f32(r, vmulq_f32(r, r), q));
     uint32x4_t sbits = vshlq_n_u32(vaddq_u32(vreinterpretq_u32_f32(t), vdupq_n_u32(127)), 23);
     float32x4_t e = vmulq_f32(y, vreinterpretq_f32_u32(sbits));
     return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(e), zero));
