@@ -155,15 +155,18 @@ static fasi_kernels tables[FASI_ISA_COUNT];
 static _Atomic int tables_ready = 0;
 
 /* Building the tables is idempotent and writes the same values every time, but concurrent first
- * calls must not read a half-built table, hence the spin on a small state machine. Every
- * compiled level is built, whether or not this CPU can run it (only pointers are stored). */
+ * calls must not read a half-built table, hence the spin on a small state machine. Only the
+ * levels this CPU runs are built: a level's registration function is compiled with that level's
+ * instruction set like the rest of its file, and the compiler may use it there (gcc stores a
+ * table's adjacent pointers with one 512-bit store in the AVX-512 file), so calling it on a CPU
+ * without the level would fault. A level's base is always available where the level is. */
 static void build_tables(void)
 {
     int expected = 0;
     if (atomic_compare_exchange_strong(&tables_ready, &expected, 1)) {
         for (int i = 0; i < FASI_ISA_COUNT; i++) {
             const level_desc *l = &levels[i];
-            if (!compiled((fasi_isa)i)) continue;
+            if (!fasi_isa_available((fasi_isa)i)) continue;
             fasi_kernels *k = &tables[i];
             if (i != FASI_ISA_PORTABLE) *k = tables[l->base];
             k->isa = (fasi_isa)i;
