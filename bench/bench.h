@@ -59,7 +59,6 @@ typedef struct bench_result {
 int bench_cast_report(int repeat);
 
 double bench_now(void); /* CLOCK_MONOTONIC, seconds */
-int bench_resolve_threads(int requested);
 int bench_online_cores(void);
 void bench_blas_single_thread(void);
 /* Copies of the /proc/cpuinfo "model name" and the SIMD path the library is expected to pick. */

@@ -36,19 +36,6 @@ int bench_online_cores(void)
 #endif
 }
 
-/* Same rule as the library's num_threads: 0 = every online core; a build without OpenMP runs
- * one thread whatever is asked. */
-int bench_resolve_threads(int requested)
-{
-#if FAS_BENCH_OPENMP
-    if (requested <= 0) requested = omp_get_max_threads();
-    return requested < 1 ? 1 : requested;
-#else
-    (void)requested;
-    return 1;
-#endif
-}
-
 /* The library runs cblas single-threaded inside its own tasks; the baselines do the same so
  * that the floor is the time of the same GEMMs under the same parallel scheme. */
 void bench_blas_single_thread(void)

@@ -24,6 +24,7 @@
 
 #include "bench.h"
 #include "bench_peak.h"
+#include "pipeline/parallel.h"
 
 enum { MAX_SHAPES = 64 };
 
@@ -276,7 +277,7 @@ static int parse_cli(int argc, char **argv, cli *c)
                             : sizeof default_suite / sizeof default_suite[0];
         for (size_t i = 0; i < n; i++) c->shapes[c->nshapes++] = suite[i];
     }
-    c->cfg.threads = bench_resolve_threads(c->cfg.threads_requested);
+    c->cfg.threads = fasi_resolve_threads(c->cfg.threads_requested); /* the library's rule */
     return 0;
 }
 

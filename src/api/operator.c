@@ -46,7 +46,7 @@ static fasi_core make_core(const fasi_shape *s, double scale, double keep_prob,
  * Philox row of the whole tensor, (batch * heads + head) * Sq + i, within int64. */
 static fas_status check_shard(const fasi_options *o, const fasi_shape *s)
 {
-    const int64_t heads = o->global_num_heads ? o->global_num_heads : s->n;
+    const int64_t heads = o->global_num_heads;
     if (o->head_offset > heads - s->n)
         return fasi_fail(FAS_ERR_VALUE,
                          "options: head_offset %lld + N %lld exceeds global_num_heads %lld",
@@ -75,7 +75,6 @@ static fas_status forward_impl(const fas_tensor *q, const fas_tensor *k, const f
         return st;
     if (mask && (st = fasi_check_mask(mask, &s)) != FAS_OK) return st;
     if ((st = fasi_check_scalars(scale, keep_prob)) != FAS_OK) return st;
-    if (!out) return fasi_fail(FAS_ERR_NULL_POINTER, "attention_score: the tensor pointer is NULL");
     if ((st = fasi_check_float(out, "attention_score", 2)) != FAS_OK) return st;
     fasi_expect eo[2] = {{s.b * s.sq, "B*Sq"}, {s.n * s.dv, "N*Dv"}};
     if ((st = fasi_check_dims(out, "attention_score", eo, 2)) != FAS_OK) return st;
@@ -93,6 +92,7 @@ static fas_status forward_impl(const fas_tensor *q, const fas_tensor *k, const f
             {"value_transpose", value_transpose},   {"dx_transpose", dx_transpose}};
         if ((st = fasi_check_npu_domain(&s, false, ts, 6, fl, 6)) != FAS_OK) return st;
     }
+    if (ro.global_num_heads == 0) ro.global_num_heads = s.n; /* 0: this call's N */
     if ((st = check_shard(&ro, &s)) != FAS_OK) return st;
     bool mask_in = ro.drop_mask_is_input;
     if (mask_in && !dmask && keep_prob < 1.0)
@@ -134,7 +134,7 @@ static fas_status forward_impl(const fas_tensor *q, const fas_tensor *k, const f
     }
     p.batch_offset = ro.batch_offset;
     p.head_offset = ro.head_offset;
-    p.global_heads = ro.global_num_heads ? ro.global_num_heads : s.n;
+    p.global_heads = ro.global_num_heads;
     if (mask_in && dmask) {
         p.dropout = FASI_DROPOUT_INPUT;
     } else if (keep_prob == 1.0) {
@@ -261,8 +261,6 @@ static fas_status backward_impl(const fas_tensor *dout, const fas_tensor *probs,
         if ((st = fasi_check_dims(dout, "grad_output", dx_transpose ? et : e, 2)) != FAS_OK)
             return st;
     }
-    if (!probs)
-        return fasi_fail(FAS_ERR_NULL_POINTER, "softmax_output: the tensor pointer is NULL");
     if ((st = fasi_check_probs_like(probs, "softmax_output", &s, false)) != FAS_OK) return st;
     if (dmask && (st = fasi_check_probs_like(dmask, "drop_mask", &s, true)) != FAS_OK) return st;
     if ((st = fasi_check_scalars(scale, keep_prob)) != FAS_OK) return st;
@@ -276,17 +274,14 @@ static fas_status backward_impl(const fas_tensor *dout, const fas_tensor *probs,
         return st;
     if ((st = fasi_resolve_options(options, &ro)) != FAS_OK) return st;
     if (ro.precision == FAS_PRECISION_NPU) {
-        fasi_named ts[7] = {{"grad_output", dout}, {"softmax_output", probs}, {"query_layer", q},
+        fasi_named ts[8] = {{"grad_output", dout}, {"softmax_output", probs}, {"query_layer", q},
                             {"key_layer", k},      {"value_layer", v},        {"query_dx", dq},
-                            {"key_dw", dk}};
-        fasi_named ts2[1] = {{"value_dw", dv}};
+                            {"key_dw", dk},        {"value_dw", dv}};
         fasi_flag fl[4] = {{"query_transpose", query_transpose},
                            {"key_transpose", key_transpose},
                            {"value_transpose", value_transpose},
                            {"dx_transpose", dx_transpose}};
-        if ((st = fasi_check_npu_domain(&s, true, ts, 7, fl, 4)) != FAS_OK ||
-            (st = fasi_check_npu_domain(&s, true, ts2, 1, NULL, 0)) != FAS_OK)
-            return st;
+        if ((st = fasi_check_npu_domain(&s, true, ts, 8, fl, 4)) != FAS_OK) return st;
     }
 
     fasi_named ins[6] = {{"grad_output", dout}, {"softmax_output", probs}, {"query_layer", q},

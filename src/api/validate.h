@@ -61,9 +61,9 @@ typedef struct fasi_named {
 } fasi_named;
 
 /* The NPU precision mode's domain (docs/precision.md): every tensor of tensors[0..n) FLOAT16
- * (UINT8 for a drop mask: the entries whose name is "drop_mask" are skipped), Sq == Sk,
- * Dv == D, S and D multiples of 16, S a multiple of 64 when backward, every flag false (names
- * and values in flags[0..n_flags)). FAS_ERR_UNSUPPORTED with a sentence naming the constraint. */
+ * (NULL entries skipped), Sq == Sk, Dv == D, S and D multiples of 16, S a multiple of 64 when
+ * backward, every flag false (names and values in flags[0..n_flags)). FAS_ERR_UNSUPPORTED with a
+ * sentence naming the constraint. */
 typedef struct fasi_flag {
     const char *name;
     bool value;

@@ -1,7 +1,6 @@
 #include "blas/blas.h"
 
 #include <pthread.h>
-#include <stdio.h>
 
 #include <cblas.h>
 
@@ -15,23 +14,12 @@ void fasi_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, flo
 }
 
 static pthread_once_t prepare_once = PTHREAD_ONCE_INIT;
-static char description[256] = "cblas";
 
 static void prepare(void)
 {
 #if FAS_HAVE_OPENBLAS_THREADS
     openblas_set_num_threads(1);
 #endif
-#if FAS_HAVE_OPENBLAS_CONFIG
-    snprintf(description, sizeof description, "OpenBLAS %s (%s)", openblas_get_config(),
-             openblas_get_corename());
-#endif
 }
 
 void fasi_blas_prepare(void) { pthread_once(&prepare_once, prepare); }
-
-const char *fasi_blas_description(void)
-{
-    fasi_blas_prepare();
-    return description;
-}

@@ -16,7 +16,4 @@ void fasi_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, flo
  * heads and row blocks itself, and a threaded BLAS inside each task would oversubscribe. */
 void fasi_blas_prepare(void);
 
-/* "OpenBLAS <config> (<core>)" or "cblas" when the vendor is unknown; static storage. */
-const char *fasi_blas_description(void);
-
 #endif
