@@ -70,7 +70,7 @@ extern "C" {
 #endif
 
 #define FAS_VERSION_MAJOR 0
-#define FAS_VERSION_MINOR 2
+#define FAS_VERSION_MINOR 3
 #define FAS_VERSION_PATCH 0
 
 /* "MAJOR.MINOR.PATCH" of the library actually linked; static storage, never NULL. */
@@ -177,6 +177,41 @@ typedef enum fas_impl {
  * level gives bit-identical results. Static storage, never NULL. */
 FAS_API const char *fas_simd_level(void);
 
+/* The engine that computes the matrix products (Q.K^T, P.V and the backward's four), beside
+ * the row passes that are always the library's own (docs/design.md §6):
+ *   FAS_GEMM_BUILTIN  the library's register tiles: one chain of fused multiply-adds per output
+ *                     element in a fixed order, so results are identical on every machine and
+ *                     at every SIMD level;
+ *   FAS_GEMM_BLAS     cblas_sgemm of the BLAS the library was built with (fas_blas_info()), run
+ *                     single-threaded inside the library's own tasks; results are identical for
+ *                     any thread count and across runs for a given BLAS and CPU core;
+ *   FAS_GEMM_AMX      Intel AMX-BF16 tiles, each fp16 value split exactly into two bf16 terms
+ *                     (x86-64 CPUs with AMX-BF16 under an OS that grants the tile state);
+ *   FAS_GEMM_AUTO     the FAS_GEMM environment variable when it is set ("auto", "builtin",
+ *                     "blas" or "amx", any case; read once per process), else the engine
+ *                     measured fastest for this architecture (fas_gemm_engine()).
+ * Every engine meets the same accuracy contract (docs/semantics.md §2) and draws identical
+ * drop masks. An engine this build or CPU lacks is FAS_ERR_UNSUPPORTED; an unknown FAS_GEMM
+ * value makes every FAS_GEMM_AUTO call fail with FAS_ERR_VALUE, writing nothing. */
+typedef enum fas_gemm {
+    FAS_GEMM_AUTO = 0,
+    FAS_GEMM_BUILTIN = 1,
+    FAS_GEMM_BLAS = 2,
+    FAS_GEMM_AMX = 3
+} fas_gemm;
+
+/* The engine FAS_GEMM_AUTO resolves to in this process: "builtin", "blas" or "amx"; "invalid"
+ * when FAS_GEMM holds an unknown value (fas_last_error() then says why). Static storage. */
+FAS_API const char *fas_gemm_engine(void);
+
+/* The BLAS this library was built against, as one line: vendor and version, and for OpenBLAS
+ * the core its kernels were chosen for, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY
+ * SkylakeX MAX_THREADS=64 (core SkylakeX)"; "cblas" when the vendor gives no description. A
+ * warning follows when that core is below this CPU's SIMD level (OpenBLAS before 0.3.25 picks
+ * its Prescott kernels on recent Intel CPUs: set OPENBLAS_CORETYPE, e.g. SkylakeX); AUTO then
+ * never chooses the BLAS engine. Static storage, never NULL. */
+FAS_API const char *fas_blas_info(void);
+
 /* Where the computation rounds. FAS_PRECISION_FP32 (the default): every stage in fp32 (the
  * reference in fp64), each output rounded once. FAS_PRECISION_NPU: a model of the Ascend
  * kernels, which round to fp16 after almost every step and whose row maximum leaves some
@@ -213,10 +248,11 @@ typedef struct fas_options {
     int64_t batch_offset;
     int64_t head_offset;
     int64_t global_num_heads;
+    fas_gemm gemm; /* matrix engine, default FAS_GEMM_AUTO; see fas_gemm (since 0.3) */
 } fas_options;
 
 /* Defaults: every field zero (num_threads 0, no seed, generated mask, FAS_IMPL_AUTO,
- * FAS_PRECISION_FP32). Inline so
+ * FAS_PRECISION_FP32, FAS_GEMM_AUTO). Inline so
  * that struct_size is the size the caller was compiled with. */
 static inline void fas_options_init(fas_options *options)
 {
@@ -268,9 +304,9 @@ FAS_API void fas_manual_seed(uint64_t seed);
  * data is NULL), FAS_ERR_DTYPE, FAS_ERR_FORMAT, FAS_ERR_SHAPE (rank, dims, flag/shape mismatch,
  * size overflow), FAS_ERR_VALUE (scale not finite, keep_prob outside (0, 1], bad options),
  * FAS_ERR_ALIAS (an output overlaps an input or another output; inputs may share memory),
- * FAS_ERR_UNSUPPORTED (forced ISA not available, or a per-head size Sq, Sk, D or Dv above
- * INT_MAX, the BLAS int range); during the call FAS_ERR_NO_MEMORY (scratch is allocated before
- * any output is written, so outputs are then untouched).
+ * FAS_ERR_UNSUPPORTED (forced ISA or matrix engine not available, or a per-head size Sq, Sk, D or
+ * Dv above INT_MAX, the BLAS int range); during the call FAS_ERR_NO_MEMORY (scratch is allocated
+ * before any output is written, so outputs are then untouched).
  * ------------------------------------------------------------------------------------------- */
 
 FAS_API fas_status fused_attention_score(const fas_tensor *query_layer, const fas_tensor *key_layer,

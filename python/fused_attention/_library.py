@@ -55,7 +55,7 @@ class FasTensor(ctypes.Structure):
 
 
 class FasOptions(ctypes.Structure):
-    """Mirror of ``fas_options`` in its 0.2.0 layout. A library that knows fewer fields reads only
+    """Mirror of ``fas_options`` in its 0.3.0 layout. A library that knows fewer fields reads only
     the ones that fit in the struct_size it understands, so this mirror is valid for 0.1.0 too as
     long as the fields 0.1.0 does not know are left at their defaults (zero)."""
 
@@ -71,6 +71,7 @@ class FasOptions(ctypes.Structure):
         ("batch_offset", ctypes.c_int64),  # new in 0.2.0
         ("head_offset", ctypes.c_int64),  # new in 0.2.0
         ("global_num_heads", ctypes.c_int64),  # new in 0.2.0
+        ("gemm", ctypes.c_int),  # new in 0.3.0
     ]
 
 

@@ -51,5 +51,8 @@ int main(void)
     printf("fas_options.batch_offset %zu\n", offsetof(OPTIONS, batch_offset));
     printf("fas_options.head_offset %zu\n", offsetof(OPTIONS, head_offset));
     printf("fas_options.global_num_heads %zu\n", offsetof(OPTIONS, global_num_heads));
+#if FAS_VERSION_MAJOR > 0 || FAS_VERSION_MINOR >= 3
+    FIELD(fas_options, gemm);
+#endif
     return 0;
 }

@@ -26,17 +26,9 @@ static void heads_init(fasi_heads *h, const fas_tensor *t, bool trans, int64_t h
 static fasi_core make_core(const fasi_shape *s, double scale, double keep_prob,
                            const fasi_options *o)
 {
-    fasi_core c = {s->b,
-                   s->n,
-                   s->sq,
-                   s->sk,
-                   s->d,
-                   s->dv,
-                   scale,
-                   keep_prob,
-                   o->threads,
-                   o->kern,
-                   o->precision == FAS_PRECISION_NPU};
+    fasi_core c = {s->b,       s->n,    s->sq,     s->sk,
+                   s->d,       s->dv,   scale,     keep_prob,
+                   o->threads, o->kern, o->engine, o->precision == FAS_PRECISION_NPU};
     return c;
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/dispatch.h"
+#include "api/engines.h"
 #include "api/options.h"
 #include "common/status.h"
 #include "pipeline/parallel.h"
@@ -18,6 +19,7 @@ fas_status fasi_resolve_options(const fas_options *o, fasi_options *r)
     memset(r, 0, sizeof *r);
     r->impl = FAS_IMPL_AUTO;
     r->precision = FAS_PRECISION_FP32;
+    r->gemm = FAS_GEMM_AUTO;
     int requested = 0;
     if (o) {
         if (o->struct_size < offsetof(fas_options, num_threads) + sizeof o->num_threads)
@@ -36,6 +38,7 @@ fas_status fasi_resolve_options(const fas_options *o, fasi_options *r)
         if (HAS_FIELD(o, batch_offset)) r->batch_offset = o->batch_offset;
         if (HAS_FIELD(o, head_offset)) r->head_offset = o->head_offset;
         if (HAS_FIELD(o, global_num_heads)) r->global_num_heads = o->global_num_heads;
+        if (HAS_FIELD(o, gemm)) r->gemm = o->gemm;
     }
     const struct {
         const char *name;
@@ -71,5 +74,5 @@ fas_status fasi_resolve_options(const fas_options *o, fasi_options *r)
         return fasi_fail(FAS_ERR_UNSUPPORTED,
                          "options: impl %d needs a SIMD level this build or CPU does not have",
                          (int)r->impl);
-    return FAS_OK;
+    return fasi_resolve_engine(r->gemm, &r->engine);
 }

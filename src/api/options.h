@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "common/isa.h"
+#include "engine/engine.h"
 #include "fused_attention.h"
 
 typedef struct fasi_options {
@@ -16,13 +17,16 @@ typedef struct fasi_options {
     bool drop_mask_is_input;
     fas_impl impl;
     const fasi_kernels *kern;
+    fas_gemm gemm;             /* as given */
+    const fasi_engine *engine; /* resolved (the pipeline only) */
     fas_precision precision;
     int64_t batch_offset, head_offset, global_num_heads; /* as given; 0 heads = this call's N */
 } fasi_options;
 
 /* NULL means defaults. FAS_ERR_VALUE for a struct_size too small to hold num_threads, a
- * negative num_threads, an unknown impl or precision; FAS_ERR_UNSUPPORTED for a SIMD level this
- * build or CPU lacks, and for the fp64 reference in the NPU precision mode. */
+ * negative num_threads, an unknown impl, precision or gemm, an invalid FAS_GEMM;
+ * FAS_ERR_UNSUPPORTED for a SIMD level or matrix engine this build or CPU lacks, and for the fp64
+ * reference in the NPU precision mode. */
 fas_status fasi_resolve_options(const fas_options *o, fasi_options *r);
 
 #endif

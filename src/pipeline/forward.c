@@ -371,7 +371,7 @@ static int64_t block_rows(const fasi_fwd_problem *p, bool streaming)
 
 fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
 {
-    fasi_blas_prepare();
+    fasi_blas_enter(); /* interim: replaced by the engine seam */
     fwd_ctx ctx;
     ctx.p = p;
     /* the NPU's softmax needs whole rows (its row maximum and sum): always materialising */
@@ -388,7 +388,10 @@ fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
     ctx.npu = NULL;
     if (p->core.npu) {
         fas_status st = fasi_npu_plan_init(&plan, p->core.sk, p->core.scale, p->core.keep_prob);
-        if (st != FAS_OK) return st;
+        if (st != FAS_OK) {
+            fasi_blas_leave();
+            return st;
+        }
         ctx.npu = &plan;
     }
 
@@ -401,6 +404,7 @@ fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
         fasi_free(mem);
         fasi_free(scratch);
         if (ctx.npu) fasi_npu_plan_free(&plan);
+        fasi_blas_leave();
         return fasi_fail(FAS_ERR_NO_MEMORY,
                          "scratch of %d thread(s) for Sk = %lld could not be allocated", threads,
                          (long long)p->core.sk);
@@ -418,5 +422,6 @@ fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
     fasi_free(mem);
     fasi_free(scratch);
     if (ctx.npu) fasi_npu_plan_free(&plan);
+    fasi_blas_leave();
     return FAS_OK;
 }

@@ -57,15 +57,19 @@ static inline int64_t fasi_mask_matrix(const fasi_mask *m, int64_t b, int64_t n)
     return (m->mask_b > 1 ? b : 0) * m->mask_n + (m->mask_n > 1 ? n : 0);
 }
 
+struct fasi_engine; /* engine/engine.h, a floor above: the pipeline's products */
+
 /* What every implementation needs of a call, forward or backward, filled once by the API
- * layer: the sizes, the scalars, the thread count and the kernel table. */
+ * layer: the sizes, the scalars, the thread count, the kernel table and the matrix engine. */
 typedef struct fasi_core {
     int64_t b, n, sq, sk, d, dv; /* batch, heads, query/key lengths, head dims of Q/K and V */
     double scale;
     double keep_prob;
     int threads; /* >= 1 */
     const fasi_kernels *kern;
-    bool npu; /* NPU precision mode (docs/precision.md): the API has checked its domain */
+    const struct fasi_engine
+        *engine; /* the products' engine (the pipeline; unused by the reference) */
+    bool npu;    /* NPU precision mode (docs/precision.md): the API has checked its domain */
 } fasi_core;
 
 typedef struct fasi_fwd_problem {
