@@ -160,4 +160,15 @@ bench_floor *bench_floor_create(const bench_config *cfg, const bench_shape *shap
 void bench_floor_run(bench_floor *fl);
 void bench_floor_destroy(bench_floor *fl);
 
+/* Test hook (bench/test_bench_floor.c): the blocking and thread `thread`'s scratch after a run.
+ * fwd: s = the last tile's scaled scores (rows x tile, row stride tile), c = the context rows
+ * of its block; grad: s = the last block's dP (row stride Sk), p = the Pd every block reads,
+ * dq = Sq x D (each block's rows), dk, dv = the head's sums over blocks. */
+typedef struct bench_floor_view {
+    int64_t rows, tile, blocks;
+    int threads;
+    const float *s, *p, *c, *dq, *dk, *dv;
+} bench_floor_view;
+void bench_floor_view_of(const bench_floor *fl, int thread, bench_floor_view *v);
+
 #endif

@@ -184,6 +184,21 @@ void bench_floor_run(bench_floor *fl)
         fasi_parallel_for(fl->threads, fl->ntasks, fl->grain, forward_task, fl);
 }
 
+void bench_floor_view_of(const bench_floor *fl, int thread, bench_floor_view *v)
+{
+    const floor_thread *w = &fl->t[thread];
+    v->rows = fl->rows;
+    v->tile = fl->tile;
+    v->blocks = fl->blocks;
+    v->threads = fl->threads;
+    v->s = w->s;
+    v->p = w->p;
+    v->c = w->c;
+    v->dq = w->dq;
+    v->dk = w->dk;
+    v->dv = w->dv;
+}
+
 /* ---- lifetime ---- */
 
 void bench_floor_destroy(bench_floor *fl)
