@@ -1,5 +1,5 @@
 /* The blocked fp32 backward pipeline (docs/semantics.md §6), one task per head (b, n), walking the
- * head's query rows in blocks of ROWS:
+ * head's query rows in blocks of 128 (pipeline/blocking.h):
  *   dP = (dO . V^T) .* G                 (gemm, then the row pass), G = keep / keep_prob
  *   dA = scale * P .* (dP - rowsum(dP .* P))   (same row pass)
  *   Pd = P .* G                          (same row pass, in place, after P's last use)
@@ -8,8 +8,8 @@
  * the block's rows of dO and Q packed per block, Pd and dA read in place (transposed for dV and
  * dK). Within an engine every element has one fixed order of summation, so the gradients are the
  * same at every SIMD level and for any thread count.
- * A block's P, dP and keep bytes (ROWS x Sk each) stay in cache from the row pass to the last
- * sgemm that reads them, and scratch is O(ROWS * Sk + S * D) per thread instead of O(Sq * Sk).
+ * A block's P, dP and keep bytes (rows x Sk each) stay in cache from the row pass to the last
+ * product that reads them, and scratch is O(rows * Sk + S * D) per thread instead of O(Sq * Sk).
  * Blocks are visited in a fixed order and tasks are independent, so results are bitwise
  * identical for any thread count. */
 #include "common/arena.h"
@@ -18,11 +18,10 @@
 #include "common/status.h"
 #include "engine/engine.h"
 #include "problem/problem.h"
+#include "pipeline/blocking.h"
 #include "pipeline/npu.h"
 #include "pipeline/pack.h"
 #include "pipeline/parallel.h"
-
-enum { ROWS = 128 /* query rows per block */ };
 
 typedef struct bwd_scratch {
     float *p;            /* rows x sk: P, then Pd */
@@ -172,7 +171,7 @@ fas_status fasi_pipeline_backward(const fasi_bwd_problem *p)
     int64_t ntasks = p->core.b * p->core.n;
     int threads = p->core.threads;
     if (threads > ntasks) threads = (int)ntasks;
-    const int64_t rows = p->core.sq < ROWS ? p->core.sq : ROWS;
+    const int64_t rows = fasi_backward_rows(p->core.sq);
     fasi_npu_plan plan;
     if (p->core.npu) {
         fas_status st = fasi_npu_plan_init(&plan, p->core.sk, p->core.scale, p->core.keep_prob);

@@ -25,14 +25,10 @@
 #include "common/status.h"
 #include "engine/engine.h"
 #include "kernels/exp_poly.h"
+#include "pipeline/blocking.h"
 #include "pipeline/npu.h"
 #include "pipeline/pack.h"
 #include "pipeline/parallel.h"
-
-enum {
-    ROWS = 128, /* query rows per task, at most */
-    TILE = 512  /* keys per streaming tile */
-};
 
 typedef struct fwd_scratch {
     float *q;           /* rows x d */
@@ -395,34 +391,16 @@ static void carve_scratch(const fwd_ctx *ctx, fasi_arena *a, fwd_scratch *w)
     w->head = -1;
 }
 
-/* Query rows per block. A materialising block keeps rows x Sk scores (4 bytes each), their fp16
- * copy and keep bytes (7 bytes per key) hot between its passes: at most BLOCK_BYTES of them, so
- * that they stay in a core's L2, in multiples of 48 rows (whole gemm tiles of 6 rows and whole NZ
- * fractal rows of 16), at least 48, at most ROWS. (Blocks of 16 rows, 512 KiB at Sk = 4096, ran
- * fwd_probs on 1x16x4096x64 1.2x slower: a third of their rows in 4-row tiles, and the packed K
- * and V streamed from L3 for every 16 rows.) Only the problem's shape decides, never the
- * thread count. */
-enum { BLOCK_BYTES = 512 << 10, BLOCK_UNIT = 48 };
-
-static int64_t block_rows(const fasi_fwd_problem *p, bool streaming)
-{
-    int64_t rows = ROWS;
-    if (!streaming) {
-        int64_t fit = BLOCK_BYTES / (7 * p->core.sk) / BLOCK_UNIT * BLOCK_UNIT;
-        if (fit < rows) rows = fit < BLOCK_UNIT ? BLOCK_UNIT : fit;
-    }
-    return p->core.sq < rows ? p->core.sq : rows;
-}
-
 fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
 {
     fwd_ctx ctx;
     ctx.p = p;
     /* the NPU's softmax needs whole rows (its row maximum and sum): always materialising */
     ctx.streaming = !p->has_probs && !p->transpose_a && !p->core.npu;
-    ctx.rows = block_rows(p, ctx.streaming);
+    const fasi_blocking blk = fasi_forward_blocking(p->core.sq, p->core.sk, ctx.streaming);
+    ctx.rows = blk.rows;
     ctx.blocks = (p->core.sq + ctx.rows - 1) / ctx.rows;
-    ctx.tile = ctx.streaming && p->core.sk > TILE ? TILE : p->core.sk;
+    ctx.tile = blk.tile;
     int64_t ntasks = p->transpose_a ? p->core.b * p->core.n : p->core.b * p->core.n * ctx.blocks;
     int threads = p->core.threads;
     if (threads > ntasks) threads = (int)ntasks;
