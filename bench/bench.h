@@ -10,6 +10,8 @@
 
 #include <fused_attention.h>
 
+#include "common/profile.h"
+
 typedef struct bench_shape {
     int64_t b, n, sq, sk, d, dv;
 } bench_shape;
@@ -40,6 +42,7 @@ typedef struct bench_config {
     fas_gemm gemm;           /* --gemm: fas_options.gemm of the fused calls (AUTO: FAS_GEMM) */
     const char *gemm_name;   /* the engine those calls run: "builtin", "blas", "amx" */
     bool blas_below_cpu;     /* the BLAS runs kernels below this CPU's SIMD level */
+    bool profile;            /* --profile: split the fused calls' time by stage */
 } bench_config;
 
 /* One row of output: one case in one mode. Times in seconds. */
@@ -53,6 +56,10 @@ typedef struct bench_result {
     double naive_median, naive_min;
     double write_median, write_min; /* the write floor (fwd_probs); 0 for other modes */
     double peak_gflops; /* median of the FMA peak probes interleaved with the repeats; 0: none */
+    /* --profile: each stage's share (common/profile.h order: matmul, softmax and dropout,
+     * packing and conversion, stores) of the timed fused calls' thread time, threads x wall;
+     * what is left is scheduling, waiting and untimed glue. All 0 without --profile. */
+    double prof_share[FASI_PROF_COUNT];
     int64_t mem_growth_kib; /* -1 when unavailable */
     bench_mem_method mem_method;
 } bench_result;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api/engines.h"
+#include "common/profile.h"
 #include "bench.h"
 #include "bench_peak.h"
 
@@ -283,16 +284,19 @@ static int run_mode(case_state *cs, bench_mode mode, bench_result *r)
         r->mem_method = probe.method;
         if (st != FAS_OK) rc = report_failure(cs, api, mode, st);
     }
-    /* The timed runs. A --profile split of the fused time (matmul / softmax and dropout /
-     * packing and conversion / stores) belongs here: read the library's counters around
-     * run_fused, below, and carry them in bench_result. Not implemented (the counters are not
-     * in the library yet). */
+    /* The timed runs. With --profile the library's stage counters (common/profile.h) run
+     * during the fused calls only: the floor and the baselines call nothing they time. */
+    if (cfg->profile) {
+        fasi_profile_reset();
+        fasi_profile_enable(true);
+    }
     for (int i = 0; i < cfg->repeat && rc == 0; i++) {
         /* the progress messages sit outside the timed intervals */
         progress(cs, BENCH_STAGE_FUSED, false, i + 1, cfg->repeat);
         double t0 = bench_now();
         st = run_fused(cs, mode, keep_prob);
         double t1 = bench_now();
+        if (cfg->profile) fasi_profile_enable(false);
         if (st != FAS_OK) {
             rc = report_failure(cs, api, mode, st);
             break;
@@ -314,6 +318,15 @@ static int run_mode(case_state *cs, bench_mode mode, bench_result *r)
         t_naive[i] = t3 - t3a;
         t_write[i] = t4 - t4a;
         peak[i] = bench_peak_probe(cfg->threads);
+        if (cfg->profile) fasi_profile_enable(true);
+    }
+    if (cfg->profile) {
+        fasi_profile_enable(false);
+        double stage[FASI_PROF_COUNT], busy = 0.0;
+        fasi_profile_read(stage);
+        for (int i = 0; i < cfg->repeat; i++) busy += t_fused[i] * cfg->threads;
+        for (int st = 0; st < FASI_PROF_COUNT && busy > 0.0; st++)
+            r->prof_share[st] = stage[st] / busy;
     }
     if (rc == 0) {
         summarise(t_fused, cfg->repeat, &r->fused_median, &r->fused_min);

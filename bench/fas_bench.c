@@ -105,6 +105,9 @@ static void usage(FILE *f)
         "  --csv                     one CSV row per case and mode (machine info on stderr)\n"
         "  --json                    a JSON array of objects (machine info also on stderr)\n"
         "  --no-fork                 run cases in this process (for debuggers)\n"
+        "  --profile                 split each fused time by stage (matmul, softmax and\n"
+        "                            dropout, packing and conversion, stores), from the\n"
+        "                            library's stage counters, as shares of threads x time\n"
         "  --help                    this text\n");
 }
 
@@ -293,12 +296,9 @@ static int parse_cli(int argc, char **argv, cli *c)
             c->quick = true;
         } else if (strcmp(a, "--no-fork") == 0) {
             c->fork_cases = false;
-        }
-        /* --profile (reserved, not implemented): a split of the fused time into matmul /
-         * softmax and dropout / packing and conversion / stores, from counters the library
-         * will keep; its option goes here, its columns after "note" in print_table_row, the
-         * CSV and JSON fields beside the write floor's, the measurement in bench_run.c. */
-        else {
+        } else if (strcmp(a, "--profile") == 0) {
+            c->cfg.profile = true;
+        } else {
             fprintf(stderr, "fas_bench: unknown option '%s' (see --help)\n", a);
             return 2;
         }
@@ -508,6 +508,16 @@ static void print_table_row(const cli *c, const env_info *env, const bench_resul
            label, bench_mode_name(r->mode), format_name(c->cfg.format), r->keep_prob,
            r->fused_median * 1e3, r->fused_min * 1e3, r->gflop / r->fused_median, peak, floor_ms,
            floor_ratio, write, ratio, naive_ms, naive_ratio, mem, note);
+    if (c->cfg.profile) {
+        double rest = 1.0;
+        printf("    profile of %d thread(s) x fused time:", c->cfg.threads);
+        for (int s = 0; s < FASI_PROF_COUNT; s++) {
+            printf(" %s %.1f%%", fasi_profile_stage_name((fasi_prof_stage)s),
+                   100.0 * r->prof_share[s]);
+            rest -= r->prof_share[s];
+        }
+        printf(", other %.1f%%\n", 100.0 * rest);
+    }
 }
 
 /* The footnote under the table when columns were marked with '!'. */
@@ -526,7 +536,7 @@ static const char *csv_columns =
     "fused_min_ms,gflops,floor_median_ms,floor_min_ms,floor_gflops,fused_over_floor,"
     "naive_median_ms,naive_min_ms,naive_over_fused,peak_rss_growth_kib,peak_rss_method,"
     "write_median_ms,fused_over_floor_plus_write,fma_peak_gflops,share_of_peak,gemm,"
-    "blas_below_cpu";
+    "blas_below_cpu,profile_matmul,profile_softmax_dropout,profile_pack_convert,profile_stores";
 
 /* The write floor's columns and the share of the FMA peak: empty where they do not apply. */
 static void extra_fields(const env_info *env, const bench_result *r, char *buf, size_t size)
@@ -543,16 +553,27 @@ static void extra_fields(const env_info *env, const bench_result *r, char *buf, 
         snprintf(share, sizeof share, "%.4f", r->gflop / r->fused_median / r->peak_gflops);
     }
     snprintf(buf, size, "%s,%s,%s,%s", wr, ratio, peak, share);
-    /* --profile: its CSV fields would follow here (reserved, not implemented) */
+}
+
+/* The --profile shares as CSV fields (empty without --profile). */
+static void profile_fields(const cli *c, const bench_result *r, char *buf, size_t size)
+{
+    if (!c->cfg.profile) {
+        snprintf(buf, size, ",,,");
+        return;
+    }
+    snprintf(buf, size, "%.4f,%.4f,%.4f,%.4f", r->prof_share[0], r->prof_share[1], r->prof_share[2],
+             r->prof_share[3]);
 }
 
 static void print_csv_row(const cli *c, const env_info *env, const bench_result *r)
 {
     const bench_shape *s = &r->shape;
-    char extra[160];
+    char extra[160], prof[96];
     extra_fields(env, r, extra, sizeof extra);
+    profile_fields(c, r, prof, sizeof prof);
     printf("%lld,%lld,%lld,%lld,%lld,%lld,%s,%s,%s,%d,%g,%d,%d,%.6f,%.4f,%.4f,%.3f,%.4f,%.4f,%.3f,"
-           "%.4f,%.4f,%.4f,%.4f,%lld,%s,%s,%s,%s\n",
+           "%.4f,%.4f,%.4f,%.4f,%lld,%s,%s,%s,%s,%s\n",
            (long long)s->b, (long long)s->n, (long long)s->sq, (long long)s->sk, (long long)s->d,
            (long long)s->dv, bench_mode_name(r->mode), format_name(c->cfg.format),
            precision_name(c->cfg.precision), c->cfg.threads, r->keep_prob, c->cfg.warmup,
@@ -561,7 +582,7 @@ static void print_csv_row(const cli *c, const env_info *env, const bench_result 
            r->gflop / r->floor_median, r->fused_median / r->floor_median, r->naive_median * 1e3,
            r->naive_min * 1e3, r->naive_median / r->fused_median, (long long)r->mem_growth_kib,
            mem_method_name(r->mem_method), extra, c->cfg.gemm_name,
-           c->cfg.blas_below_cpu ? "true" : "false");
+           c->cfg.blas_below_cpu ? "true" : "false", prof);
 }
 
 static void json_string(const char *s)
@@ -609,6 +630,13 @@ static void print_json_object(const cli *c, const env_info *env, const bench_res
     printf("   \"gemm\": ");
     json_string(c->cfg.gemm_name);
     printf(", \"blas_below_cpu\": %s,\n", c->cfg.blas_below_cpu ? "true" : "false");
+    if (c->cfg.profile) {
+        printf("   \"profile\": {");
+        for (int st = 0; st < FASI_PROF_COUNT; st++)
+            printf("%s\"%s\": %.4f", st ? ", " : "", fasi_profile_stage_name((fasi_prof_stage)st),
+                   r->prof_share[st]);
+        printf("},\n");
+    }
     printf("   \"library_version\": ");
     json_string(fas_version_string());
     printf(", \"cpu\": ");
