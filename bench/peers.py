@@ -548,7 +548,9 @@ def plot(path, results, metric, title, log=sys.stdout):
                            r["mask"] == mask and r["rel"]), key=lambda r: xs[r["dims"]])
             if rows:
                 bottom.plot([xs[r["dims"]] for r in rows], [r["rel"] for r in rows],
-                            color=shade, linewidth=4, alpha=0.35, zorder=0,
+                            color=shade, linewidth=4, alpha=0.35, zorder=0, marker="_",
+                            linestyle="-" if sweep else "none",
+                            markersize=24, markeredgewidth=4,
                             label="exact, rounded to %s (least error of a %s output)"
                             % (dtype, dtype))
         top.set_title("mask: %s" % ("key padding" if mask == "padding" else "none"))
@@ -685,6 +687,13 @@ class Run:
                 "rel": None, "misses": None, "elements": elements, "times": []}
 
 
+def load_average():
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
 def output_path(tmp, spec):
     return os.path.join(tmp, spec.replace(":", "-") + ".npy")
 
@@ -762,6 +771,7 @@ def main(argv=None):
     masks = {"none": [False], "padding": [True], "both": [False, True]}[args.mask]
     floors = ["fp16"] + (["bf16"] if "torch:bf16" in specs else [])
 
+    load_before = load_average()
     run = Run(args, specs, floors)
     with tempfile.TemporaryDirectory(prefix="peers-") as tmp:
         for dims in shapes:
@@ -769,6 +779,15 @@ def main(argv=None):
                 run.case(dims, masked, tmp)
     versions, results, base_labels = run.versions, run.results, run.base_labels
 
+    load = (load_before, load_average())
+    if None not in load:
+        notes.append("load average (1 min) %.2f before the run, %.2f after it (this run adds "
+                     "about --threads)" % load)
+        half = (os.cpu_count() or 1) / 2
+        if load[0] > half or load[1] > args.threads + half:
+            notes.append("WARNING: other processes share the CPUs: timings with --threads %d are "
+                         "unreliable (a thread of a parallel region that loses its core delays "
+                         "the whole call); measure on a quiet machine" % args.threads)
     blas = os.environ.get("OPENBLAS_CORETYPE")
     header = ("%s | %s | Python %s, %d CPUs, %d threads each, %d rounds x %d runs, each "
               "implementation in its own process%s" % (
