@@ -4,7 +4,6 @@ ctypes struct mirrors against the C compiler's layout."""
 import ctypes
 import ctypes.util
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -16,19 +15,11 @@ from fused_attention import _library
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE_SRC = os.path.join(os.path.dirname(HERE), "fused_attention")
-REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
-
-
-def test_version_is_the_libraries():
-    assert re.fullmatch(r"\d+\.\d+\.\d+", fa.__version__)
-    with open(os.path.join(REPO_ROOT, "CMakeLists.txt")) as f:
-        project_version = re.search(r"project\(\w+ VERSION (\d+\.\d+\.\d+)", f.read()).group(1)
-    if os.environ.get(_library.ENV_VAR):  # the library built from this tree
-        assert fa.__version__ == project_version
 
 
 def test_simd_level():
-    assert fa.simd_level() in ("avx512", "avx2", "portable")
+    assert fa.simd_level() in ("avx512", "avx2", "neon", "portable")
+    assert '"neon"' in fa.simd_level.__doc__
 
 
 def _real_library():

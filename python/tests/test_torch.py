@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch", reason="torch is not installed (apt-get ins
 import fa_reference as ref  # noqa: E402
 import fused_attention as fa  # noqa: E402
 import fused_attention.torch_npu as torch_npu  # noqa: E402
+from conftest import INSTALLED  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -292,8 +293,9 @@ def test_documentation_example_runs_and_prints_like_torch():
     torch prints a tensor; with v uniform in [0, 1) the context values cluster around 0.5."""
     script = os.path.join(REPO_ROOT, "examples", "torch_npu_example.py")
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.join(REPO_ROOT, "python")] + [p for p in [env.get("PYTHONPATH")] if p])
+    if not INSTALLED:  # else the installed package, as a user runs it
+        env["PYTHONPATH"] = os.pathsep.join(
+            [os.path.join(REPO_ROOT, "python")] + [p for p in [env.get("PYTHONPATH")] if p])
     start = time.perf_counter()
     r = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env,
                        timeout=120)
