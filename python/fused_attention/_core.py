@@ -109,26 +109,31 @@ def default_threads() -> Tuple[int, str]:
     build) the library runs one thread."""
     runtime = _openmp_runtime()
     if runtime is not None:
-        try:
-            omp = ctypes.CDLL(runtime)
-            omp.omp_get_max_threads.restype = ctypes.c_int
-            omp.omp_get_max_threads.argtypes = []
-            return int(omp.omp_get_max_threads()), "omp_get_max_threads() of %s" % runtime
-        except (OSError, AttributeError):
-            pass
+        omp, name = runtime
+        omp.omp_get_max_threads.restype = ctypes.c_int
+        omp.omp_get_max_threads.argtypes = []
+        return int(omp.omp_get_max_threads()), "omp_get_max_threads() of %s" % name
     return 1, "no OpenMP runtime in the process: the library is serial"
 
 
-def _openmp_runtime() -> Optional[str]:
-    """Path of the OpenMP runtime mapped into this process (the library's), if any."""
-    try:
-        with open("/proc/self/maps") as f:
-            for line in f:
-                path = line.rstrip("\n").split(" ")[-1]
-                if re.search(r"/lib(gomp|omp|iomp5)[.-][^/]*$", path):
-                    return path
-    except OSError:
-        pass
+# The OpenMP runtimes a build of the library can link, by SONAME (GCC, LLVM, Intel).
+_OPENMP_SONAMES = ("libgomp.so.1", "libomp.so.5", "libomp.so", "libiomp5.so")
+
+
+def _openmp_runtime() -> Optional[Tuple[ctypes.CDLL, str]]:
+    """The OpenMP runtime already loaded into this process under the SONAME the library links
+    (RTLD_NOLOAD: nothing new is loaded, and a runtime that another package bundles under a
+    different name, e.g. a wheel's libgomp-<hash>.so, is not taken for the library's)."""
+    noload = getattr(os, "RTLD_NOLOAD", None)
+    if noload is None:
+        return None
+    for soname in _OPENMP_SONAMES:
+        try:
+            lib = ctypes.CDLL(soname, mode=noload | getattr(os, "RTLD_LAZY", 1))
+        except OSError:
+            continue
+        if hasattr(lib, "omp_get_max_threads"):
+            return lib, soname
     return None
 
 

@@ -194,3 +194,13 @@ def test_fas_gemm_chooses_the_auto_engine(value, engine):
     r = _run("import fused_attention as fa; print(fa.gemm_engine())", FAS_GEMM=value)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == engine
+
+
+@pytest.mark.parametrize("n", ["1", "3"])
+def test_show_config_threads_follow_omp_num_threads(n):
+    """threads=0 means OpenMP's default, so OMP_NUM_THREADS (read by the runtime at start) sets
+    the figure show_config() reports."""
+    r = _run("import io, fused_attention as fa; print(fa.show_config(file=io.StringIO())"
+             "['threads'])", OMP_NUM_THREADS=n)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == n
