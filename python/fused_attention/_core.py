@@ -212,11 +212,16 @@ _DTYPE_SENTENCE = re.compile(r"^(\w+): dtype (-?\d+) (is not a known dtype id|is
                              r"|must be UINT8)")
 
 
+_FLOATS = "float16 (ACL FLOAT16, 1), float32 (FLOAT, 0) or bfloat16 (BF16, 27)"
+
+
 def clarify_dtype_error(error: FusedAttentionError,
-                        named: Sequence[Tuple[str, Optional["Operand"]]]) -> FusedAttentionError:
+                        named: Sequence[Tuple[str, Optional["Operand"]]],
+                        supported: str = _FLOATS) -> FusedAttentionError:
     """A dtype error with a sentence that names the dtype (ACL's name and the Python one) and
-    says "not supported" for an id ACL knows; the library's sentence stays in
-    ``library_message``. Other errors are returned as they are."""
+    says "not supported" for an id ACL knows, then what to pass (``supported``, default the
+    float dtypes); the library's sentence stays in ``library_message``. Other errors are
+    returned as they are."""
     if error.status != "FAS_ERR_DTYPE":
         return error
     match = _DTYPE_SENTENCE.match(str(error))
@@ -239,8 +244,7 @@ def clarify_dtype_error(error: FusedAttentionError,
         message = "%s: %s is not supported for a drop mask; pass uint8 (ACL UINT8, 4)" % (
             name, what)
     else:
-        message = ("%s: %s is not supported; pass float16 (ACL FLOAT16, 1), float32 (FLOAT, 0) "
-                   "or bfloat16 (BF16, 27)" % (name, what))
+        message = "%s: %s is not supported; pass %s" % (name, what, supported)
     return FusedAttentionError(message, error.status, library_message=str(error))
 
 
@@ -415,14 +419,30 @@ def tensor_bytes(desc):
     return _lib.fas_tensor_bytes(ctypes.byref(desc))
 
 
+CAST_DTYPES = ("float16 (ACL FLOAT16, 1), float32 (FLOAT, 0), bfloat16 (BF16, 27) or uint8 "
+               "(UINT8, 4)")
+
+
 def format_cast(src, dst):
     """fas_format_cast(src, dst) on two Operands."""
-    check(_lib.fas_format_cast(src.ref(), dst.ref()))
+    try:
+        check(_lib.fas_format_cast(src.ref(), dst.ref()))
+    except FusedAttentionError as error:
+        clear = clarify_dtype_error(error, [("src", src), ("dst", dst)], CAST_DTYPES)
+        if clear is error:
+            raise
+        raise clear from None
 
 
-def reject(src_desc, dst_desc):
+def reject(src, dst_desc):
     """Let the library report why a descriptor pair is invalid (called when fas_tensor_bytes says
     a descriptor is unusable, before any memory for it exists); raises FusedAttentionError."""
-    check(_lib.fas_format_cast(ctypes.byref(src_desc), ctypes.byref(dst_desc)))
+    try:
+        check(_lib.fas_format_cast(src.ref(), ctypes.byref(dst_desc)))
+    except FusedAttentionError as error:
+        clear = clarify_dtype_error(error, [("src", src)], CAST_DTYPES)
+        if clear is error:
+            raise
+        raise clear from None
     raise FusedAttentionError("format_cast: the library accepted a descriptor it sized as 0 "
                               "bytes; please report this", "FAS_ERR_INTERNAL")

@@ -265,13 +265,14 @@ def format_cast(array: ArrayLike, to: Union[str, int],
                     "array: NZ storage of shape %s does not hold logical shape %s, which is "
                     "stored as %s (or flat, %d elements)" % (storage, logical, expected, size),
                     "FAS_ERR_SHAPE")
-        src = _core.Operand(src.owner, src.desc.data, src.desc.dtype, logical)
+        src = _core.Operand(src.owner, src.desc.data, src.desc.dtype, logical,
+                            py_dtype=src.py_dtype)
         src_fmt, dst_fmt, dst_storage = L.FORMAT_FRACTAL_NZ, L.FORMAT_ND, logical
     src.desc.format = src_fmt
     dst = _core.Operand(None, None, src.desc.dtype, logical, dst_fmt)
     nbytes = _core.tensor_bytes(dst.desc)
     if nbytes == 0:
-        _core.reject(src.desc, dst.desc)
+        _core.reject(src, dst.desc)
     if dst_storage is None:
         dst_storage = nz_storage_shape(logical)
     out = np.empty(dst_storage, dtype=src.owner.dtype)
