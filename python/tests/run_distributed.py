@@ -1,7 +1,8 @@
 """CTest's launcher of examples/torch_distributed_sharded.py on N processes:
 ``run_distributed.py N script [script args...]``.
 
-It runs ``python -m torch.distributed.run --nproc_per_node N`` on 127.0.0.1 with a free port, and
+It runs ``python -m torch.distributed.run --nproc_per_node N`` on 127.0.0.1 with a free port
+(gloo on the loopback interface, GLOO_SOCKET_IFNAME=lo, unless set), and
 passes only when the example printed its PASSED line and every process exited 0. When torch, its
 torch.distributed or the gloo backend is missing it prints why and exits 77, which CTest reports
 as skipped (SKIP_RETURN_CODE), never as passed.
@@ -12,6 +13,7 @@ and the launcher dies with "'NoneType' object has no attribute 'get'"; this laun
 ``--redirects 1 --tee 1`` (stdout to a log file and to the console), which parse correctly.
 """
 
+import os
 import socket
 import subprocess
 import sys
@@ -46,9 +48,13 @@ def main():
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", nproc,
            "--master_addr", "127.0.0.1", "--master_port", str(port)] + extra + [script] + rest
+    env = dict(os.environ)
+    # gloo's connections stay on the loopback interface (else it takes the hostname's address)
+    if "GLOO_SOCKET_IFNAME" not in env and os.path.exists("/sys/class/net/lo"):
+        env["GLOO_SOCKET_IFNAME"] = "lo"
     print(" ".join(cmd), flush=True)
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       timeout=600)
+                       timeout=600, env=env)
     print(r.stdout, flush=True)
     if r.returncode != 0:
         print("FAILED: torch.distributed.run exited %d" % r.returncode)
