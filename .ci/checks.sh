@@ -16,6 +16,8 @@
 #      (NEON level against portable bit for bit, fas_simd_level() == "neon")
 #   i. BLIS instead of OpenBLAS (FAS_BLAS_VENDOR=FLAME): builds with -Werror, links BLIS, passes the
 #      unit suite with FAS_GEMM=blas
+#   j. Python wheel: pip wheel ./python in a fresh venv, pytest against the installed wheel,
+#      pip install -e
 # Every step runs even if an earlier one failed; the summary at the end gives each step's
 # status and time, and the exit status is non-zero if any step failed.
 #
@@ -302,6 +304,60 @@ step_blis()
     FAS_GEMM=blas ctest --test-dir "$dir" -L unit -LE engine --output-on-failure -j"$JOBS"
 }
 
+# ---- j. Python wheel -----------------------------------------------------------------------------
+# The Python package as a user installs it: pip wheel ./python builds the C library through the
+# project's CMake (scikit-build-core, which pip fetches from PyPI into its isolated build
+# environment; the library itself needs only CMake and the Debian packages), the wheel is checked
+# (platform tag, one copy of the library, py.typed, version), installed into a fresh venv
+# (python3 -m venv --system-site-packages: Debian's numpy, pytest and torch serve the tests), and
+# the pytest suite runs from outside the source tree against the installed package, with
+# FUSED_ATTENTION_TEST_INSTALLED=1 (test_install.py then checks that the package and its library
+# are the installed ones) and no FUSED_ATTENTION_LIBRARY or PYTHONPATH. Then pip install -e.
+step_python_wheel()
+{
+    local py=/usr/bin/python3 dir=$WORK/python-wheel
+    [[ -x $py ]] || py=$(command -v python3)
+    if ! dpkg-query -W -f='${Status}' python3-venv 2>/dev/null | grep -q 'install ok installed'; then
+        apt-get install -y --no-install-recommends python3-venv ||
+            { apt-get update && apt-get install -y --no-install-recommends python3-venv; }
+    fi
+    rm -rf "$dir"
+    mkdir -p "$dir/wheels" "$dir/run"
+    "$py" -m venv --system-site-packages "$dir/venv"
+    local vpy=$dir/venv/bin/python
+    (cd "$dir" && env -u FUSED_ATTENTION_LIBRARY -u PYTHONPATH \
+        "$vpy" -m pip wheel --no-deps -w "$dir/wheels" "$ROOT/python")
+    local version wheel
+    version=$(sed -n 's/^project(FusedAttention VERSION \([0-9.]*\).*/\1/p' "$ROOT/CMakeLists.txt")
+    wheel=$(ls "$dir"/wheels/fused_attention-"$version"-py3-none-linux_*.whl)
+    echo "wheel: $(basename "$wheel") (version $version from CMakeLists.txt)"
+    "$vpy" - "$wheel" <<'PYEOF'
+import sys, zipfile
+names = zipfile.ZipFile(sys.argv[1]).namelist()
+libs = [n for n in names if "libfused_attention" in n]
+assert libs == ["fused_attention/libfused_attention.so.0"], libs
+assert "fused_attention/py.typed" in names, names
+assert not [n for n in names if "/tests/" in n or n.endswith(".h") or n.endswith(".a")], names
+print("wheel holds: " + ", ".join(sorted(names)))
+PYEOF
+    "$vpy" -m pip install --no-deps "$wheel"
+    (cd "$dir/run" && env -u FUSED_ATTENTION_LIBRARY -u PYTHONPATH \
+        "$vpy" -c 'import fused_attention as f; f.show_config()')
+    [[ $("$vpy" -m pip show fused-attention | sed -n 's/^Version: //p') == "$version" ]]
+    (cd "$dir/run" && env -u FUSED_ATTENTION_LIBRARY -u PYTHONPATH -u FAS_GEMM \
+        FUSED_ATTENTION_TEST_INSTALLED=1 PYTHONDONTWRITEBYTECODE=1 \
+        "$vpy" -m pytest "$ROOT/python/tests" -q -p no:cacheprovider -rs)
+    # development install: the Python files stay in python/, the library goes to site-packages
+    "$py" -m venv --system-site-packages "$dir/venv-editable"
+    (cd "$dir" && env -u FUSED_ATTENTION_LIBRARY -u PYTHONPATH \
+        "$dir/venv-editable/bin/python" -m pip install --no-deps -e "$ROOT/python")
+    (cd "$dir/run" && env -u FUSED_ATTENTION_LIBRARY -u PYTHONPATH \
+        "$dir/venv-editable/bin/python" -c '
+import fused_attention as f, sys
+assert f.__file__.startswith(sys.argv[1]), f.__file__
+print("editable:", f.__file__, f.library_path, f.__version__)' "$ROOT/python/")
+}
+
 run_step a "ASan + UBSan build, unit tests" step_sanitizers
 run_step b "valgrind memcheck of the unit tests ($(basename "$BUILD"))" step_valgrind
 run_step c "install + consumers (C, C++; find_package, pkg-config)" step_consumer
@@ -311,6 +367,7 @@ run_step f "fuzzing (fuzz/run.sh 15)" step_fuzz
 run_step g "formatting (clang-format --dry-run --Werror)" step_format
 run_step h "aarch64 cross build under qemu, unit tests" step_aarch64
 run_step i "BLIS (FAS_BLAS_VENDOR=FLAME), unit tests on the BLAS engine" step_blis
+run_step j "Python wheel: fresh venv, pip install ./python, pytest against the installed wheel" step_python_wheel
 
 printf '\n==============================================================================\n'
 printf '== summary (total %d s)\n' "$((SECONDS - T0))"

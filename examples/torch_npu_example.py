@@ -8,9 +8,14 @@ On an Ascend NPU the documented example reads:
                                                  attention_mask, scale, keep_prob)
 
 Here the same lines run with ``import fused_attention.torch_npu as torch_npu`` and without
-``.npu()``. Run from the repository root after building the C library:
+``.npu()``. After ``pip install ./python`` (which builds the C library into the package):
 
-    FUSED_ATTENTION_LIBRARY=build/libfused_attention.so PYTHONPATH=python \
+    python3 examples/torch_npu_example.py
+
+or, against a CMake build tree without installing (FUSED_ATTENTION_LIBRARY is made absolute
+from the current directory):
+
+    FUSED_ATTENTION_LIBRARY=build/libfused_attention.so.0 PYTHONPATH=python \
         python3 examples/torch_npu_example.py
 """
 

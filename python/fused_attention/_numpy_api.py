@@ -1,9 +1,15 @@
 """The numpy front end: the operator on numpy arrays, and ND <-> NZ storage conversion."""
 
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Tuple, Union
+
 import numpy as np
 
 from . import _core
 from . import _library as L
+
+ArrayLike = Any  # anything numpy.asarray accepts
 
 # numpy dtype -> ACL dtype id. The library accepts FLOAT (0), FLOAT16 (1), BF16 (27) and, for drop
 # masks, UINT8 (4); every other id is passed on so that the library names the argument and the
@@ -49,8 +55,9 @@ _GRAD_DTYPES = {"query_dx": np.float16, "key_dw": np.float16, "value_dw": np.flo
 
 
 def _forward(want_probs, query_layer, key_layer, value_layer, attention_mask, scale, keep_prob,
-             flags, threads, seed, precision):
-    options = _core.make_options(threads, seed, precision)
+             flags, threads, seed, precision, gemm, batch_offset, head_offset, global_num_heads):
+    options = _core.make_options(threads, seed, precision, gemm, batch_offset, head_offset,
+                                 global_num_heads)
     q = _operand("query_layer", query_layer)
     k = _operand("key_layer", key_layer)
     v = _operand("value_layer", value_layer)
@@ -60,11 +67,14 @@ def _forward(want_probs, query_layer, key_layer, value_layer, attention_mask, sc
     return [o.owner for o in outs]
 
 
-def fused_attention_score(query_layer, key_layer, value_layer, attention_mask, scale, keep_prob,
-                          query_transpose=False, key_transpose=False,
-                          bmm_score_transpose_a=False, bmm_score_transpose_b=False,
-                          value_transpose=False, dx_transpose=False, *, threads=0, seed=None,
-                          precision="fp32"):
+def fused_attention_score(query_layer: ArrayLike, key_layer: ArrayLike, value_layer: ArrayLike,
+                          attention_mask: Optional[ArrayLike], scale: float, keep_prob: float,
+                          query_transpose: bool = False, key_transpose: bool = False,
+                          bmm_score_transpose_a: bool = False, bmm_score_transpose_b: bool = False,
+                          value_transpose: bool = False, dx_transpose: bool = False, *,
+                          threads: int = 0, seed: Optional[int] = None, precision: str = "fp32",
+                          gemm: str = "auto", batch_offset: int = 0, head_offset: int = 0,
+                          global_num_heads: int = 0) -> np.ndarray:
     """The attention-score block: ``softmax(scale * Q.K^T + mask)``, dropout, ``.V``, permuted.
 
     Parameters (names and order as ``torch_npu.npu_fused_attention_score``):
@@ -88,45 +98,73 @@ def fused_attention_score(query_layer, key_layer, value_layer, attention_mask, s
     value_transpose, dx_transpose : bool
         Backward-only flags, accepted and ignored here (as on the NPU).
     threads : int, keyword-only
-        Library threads; 0 = all online cores. Results never depend on it.
+        Library threads; 0 = OpenMP's default (OMP_NUM_THREADS, else the CPUs of the affinity
+        mask; ``show_config()`` prints it). Results never depend on it.
     seed : int or None, keyword-only
         None draws dropout bits from the library's process-wide generator (see ``manual_seed``);
         an int in ``0 .. 2**64 - 1`` gives a mask that depends only on the seed.
     precision : "fp32" or "npu", keyword-only
         "fp32": every stage in fp32, one rounding per output. "npu": the library's model of the
         NPU's fp16 rounding (library 0.2.0 or later).
+    gemm : "auto", "builtin", "blas" or "amx", keyword-only
+        The matrix engine of the products. "auto" (default): the FAS_GEMM environment variable
+        when set, else the library's rule (``gemm_engine()`` says which). "builtin": the
+        library's own tiles, the same bits on every machine; "blas": cblas_sgemm of the BLAS the
+        library was built with; "amx": Intel AMX-BF16 tiles where the CPU and build have them.
+        Every engine meets the accuracy contract (docs/semantics.md §2) and draws the same drop
+        mask; their outputs may differ in the last bits. An engine this build or CPU lacks
+        raises FusedAttentionError (FAS_ERR_UNSUPPORTED).
+    batch_offset, head_offset, global_num_heads : int, keyword-only
+        For a shard of a larger call (docs/design.md §10): the shard's first batch and head in
+        the whole tensor, and the whole call's head count (0: this call's N). With the same
+        explicit ``seed`` on every shard, the shards' outputs are the whole call's, bit for bit,
+        dropout included.
 
     Returns the float16 context ``[B*Sq, N*Dv]``: row ``b*Sq + i``, column ``n*Dv + d``.
-    Raises FusedAttentionError (with the library's sentence) for any invalid argument.
+    This is the streaming forward (no ``[Sq, Sk]`` probabilities stored); it may differ in the
+    last bit from ``fused_attention_score_fwd``'s context, which is computed from the stored
+    probabilities (docs/semantics.md). Raises FusedAttentionError (with the library's sentence)
+    for any invalid argument.
     """
     flags = (query_transpose, key_transpose, bmm_score_transpose_a, bmm_score_transpose_b,
              value_transpose, dx_transpose)
     return _forward(False, query_layer, key_layer, value_layer, attention_mask, scale, keep_prob,
-                    flags, threads, seed, precision)[0]
+                    flags, threads, seed, precision, gemm, batch_offset, head_offset,
+                    global_num_heads)[0]
 
 
-def fused_attention_score_fwd(query_layer, key_layer, value_layer, attention_mask, scale,
-                              keep_prob, query_transpose=False, key_transpose=False,
-                              bmm_score_transpose_a=False, bmm_score_transpose_b=False,
-                              value_transpose=False, dx_transpose=False, *, threads=0, seed=None,
-                              precision="fp32"):
+def fused_attention_score_fwd(
+        query_layer: ArrayLike, key_layer: ArrayLike, value_layer: ArrayLike,
+        attention_mask: Optional[ArrayLike], scale: float, keep_prob: float,
+        query_transpose: bool = False, key_transpose: bool = False,
+        bmm_score_transpose_a: bool = False, bmm_score_transpose_b: bool = False,
+        value_transpose: bool = False, dx_transpose: bool = False, *, threads: int = 0,
+        seed: Optional[int] = None, precision: str = "fp32", gemm: str = "auto",
+        batch_offset: int = 0, head_offset: int = 0,
+        global_num_heads: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """As ``fused_attention_score``, also returning what the backward needs.
 
     Returns ``(attention_score, softmax_output, drop_mask)``: the float16 context
     ``[B*Sq, N*Dv]``, the float16 probabilities ``[B, N, Sq, Sk]`` before dropout, and the uint8
     keep mask ``[B, N, Sq, Sk]`` (1 kept, 0 dropped; all ones when keep_prob is 1). The mask is
-    row-major (ND); ``format_cast(drop_mask, "nz")`` gives the NPU's byte order.
+    row-major (ND); ``format_cast(drop_mask, "nz")`` gives the NPU's byte order. The keyword
+    arguments are ``fused_attention_score``'s.
     """
     flags = (query_transpose, key_transpose, bmm_score_transpose_a, bmm_score_transpose_b,
              value_transpose, dx_transpose)
-    return tuple(_forward(True, query_layer, key_layer, value_layer, attention_mask, scale,
-                          keep_prob, flags, threads, seed, precision))
+    score, probs, dmask = _forward(True, query_layer, key_layer, value_layer, attention_mask,
+                                   scale, keep_prob, flags, threads, seed, precision, gemm,
+                                   batch_offset, head_offset, global_num_heads)
+    return score, probs, dmask
 
 
-def fused_attention_score_grad(grad_output, softmax_output, query_layer, key_layer, value_layer,
-                               drop_mask, scale, keep_prob, query_transpose=False,
-                               key_transpose=False, value_transpose=False, dx_transpose=False, *,
-                               threads=0, precision="fp32"):
+def fused_attention_score_grad(
+        grad_output: ArrayLike, softmax_output: ArrayLike, query_layer: ArrayLike,
+        key_layer: ArrayLike, value_layer: ArrayLike, drop_mask: Optional[ArrayLike],
+        scale: float, keep_prob: float, query_transpose: bool = False,
+        key_transpose: bool = False, value_transpose: bool = False, dx_transpose: bool = False,
+        *, threads: int = 0, precision: str = "fp32",
+        gemm: str = "auto") -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of ``fused_attention_score`` with respect to query, key and value.
 
     grad_output : float16/float32 ``[B*Sq, N*Dv]`` (``[N*Dv, B*Sq]`` when dx_transpose)
@@ -138,9 +176,11 @@ def fused_attention_score_grad(grad_output, softmax_output, query_layer, key_lay
 
     Returns ``(query_dx, key_dw, value_dw)`` as float16 arrays in torch_npu's ``_grad`` layout:
     ``[B*Sq, N*D]``, ``[B*Sk, N*D]``, ``[B*Sk, N*Dv]`` (row ``b*S + s``, column ``n*D + d``),
-    whatever the transpose flags.
+    whatever the transpose flags. ``threads``, ``precision`` and ``gemm`` are as for the
+    forward. A shard's backward needs no coordinates: it draws nothing, it reads the shard's
+    drop mask (docs/design.md §10).
     """
-    options = _core.make_options(threads, None, precision)
+    options = _core.make_options(threads, None, precision, gemm)
     g = _operand("grad_output", grad_output)
     p = _operand("softmax_output", softmax_output)
     q = _operand("query_layer", query_layer)
@@ -150,7 +190,7 @@ def fused_attention_score_grad(grad_output, softmax_output, query_layer, key_lay
     outs = _core.backward(g, p, q, k, v, m, scale, keep_prob,
                           (query_transpose, key_transpose, value_transpose, dx_transpose),
                           options, _alloc_numpy(_GRAD_DTYPES), 2)
-    return tuple(o.owner for o in outs)
+    return outs[0].owner, outs[1].owner, outs[2].owner
 
 
 # ---- ND <-> FRACTAL_NZ ----------------------------------------------------------------------
@@ -160,7 +200,7 @@ def _ceil16(n):
     return -(-n // 16)
 
 
-def nz_storage_shape(shape):
+def nz_storage_shape(shape: Sequence[int]) -> Tuple[int, ...]:
     """The numpy shape of the NZ storage of a tensor of logical shape ``shape``.
 
     A logical ``[..., M, N]`` is stored as ``[..., ceil(N/16), ceil(M/16), 16, 16]``: 16x16
@@ -177,7 +217,8 @@ def nz_storage_shape(shape):
     return tuple(batch) + (_ceil16(n), _ceil16(m), 16, 16)
 
 
-def format_cast(array, to, shape=None):
+def format_cast(array: ArrayLike, to: Union[str, int],
+                shape: Optional[Sequence[int]] = None) -> np.ndarray:
     """Convert between a plain (ND) array and the FRACTAL_NZ storage of the same tensor.
 
     ``format_cast(a, "nz")``: ``a`` is an ND array (float16, float32 or uint8) of logical shape
@@ -224,13 +265,14 @@ def format_cast(array, to, shape=None):
                     "array: NZ storage of shape %s does not hold logical shape %s, which is "
                     "stored as %s (or flat, %d elements)" % (storage, logical, expected, size),
                     "FAS_ERR_SHAPE")
-        src = _core.Operand(src.owner, src.desc.data, src.desc.dtype, logical)
+        src = _core.Operand(src.owner, src.desc.data, src.desc.dtype, logical,
+                            py_dtype=src.py_dtype)
         src_fmt, dst_fmt, dst_storage = L.FORMAT_FRACTAL_NZ, L.FORMAT_ND, logical
     src.desc.format = src_fmt
     dst = _core.Operand(None, None, src.desc.dtype, logical, dst_fmt)
     nbytes = _core.tensor_bytes(dst.desc)
     if nbytes == 0:
-        _core.reject(src.desc, dst.desc)
+        _core.reject(src, dst.desc)
     if dst_storage is None:
         dst_storage = nz_storage_shape(logical)
     out = np.empty(dst_storage, dtype=src.owner.dtype)

@@ -40,7 +40,31 @@ Differences from torch_npu, all deliberate:
   each input. ``bmm_score_transpose_a`` has no backward in the library: with it, the call
   works only when no gradient is needed.
 - The library runs ``torch.get_num_threads()`` threads; results never depend on the count.
+
+Keyword-only extras (not in torch_npu), on every function but ``npu_format_cast``:
+
+- ``gemm``: the matrix engine, "auto" (default: the FAS_GEMM environment variable, else the
+  library's rule; ``fused_attention.gemm_engine()``), "builtin", "blas" or "amx"
+  (see ``fused_attention.fused_attention_score``).
+- On the forwards, ``seed`` (an explicit dropout seed instead of one drawn from torch's
+  generator) and ``batch_offset``, ``head_offset``, ``global_num_heads``: the place of a shard in
+  a larger call (docs/design.md §10). With the same ``seed`` on every shard, the shards' outputs
+  and gradients are the whole call's, bit for bit; ``examples/torch_distributed_sharded.py``
+  does it with torch.distributed.
+
+Which forward runs, and why it matters: ``npu_fused_attention_score`` under ``torch.no_grad()``,
+or on inputs that do not require grad, runs the library's streaming forward (online softmax over
+key tiles, no ``[Sq, Sk]`` probabilities stored: the memory of long sequences); when a gradient
+is needed it runs the materialising forward (``_fwd``), which keeps the probabilities and the
+drop mask for the backward. Both draw the same drop mask and meet the same accuracy contract,
+but their contexts are not bitwise equal (docs/semantics.md §2, "streaming vs materialising
+forward"): the same inputs can give results that differ in the last bits with and without
+``requires_grad``. Compare a sharded call with a whole one on the same path.
 """
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -87,42 +111,49 @@ def _allocator(dtypes):
     return allocate
 
 
-def _options(keep_prob=1.0):
-    """Library threads = torch's intra-op threads; with dropout, a seed drawn from torch's
-    default generator (see the module doc)."""
-    seed = None
-    try:
-        dropout = float(keep_prob) < 1.0
-    except (TypeError, ValueError, OverflowError):
-        dropout = False  # the library reports the bad value
-    if dropout:
-        seed = int(torch.randint(0, 2**63 - 1, (), dtype=torch.int64).item())
-    return _core.make_options(threads=torch.get_num_threads(), seed=seed)
+def _options(keep_prob=1.0, extra=None):
+    """Library threads = torch's intra-op threads; with dropout and no explicit seed, a seed drawn
+    from torch's default generator (see the module doc). ``extra``: the keyword-only extras."""
+    extra = dict(extra or {})
+    seed = extra.pop("seed", None)
+    if seed is None:
+        try:
+            dropout = float(keep_prob) < 1.0
+        except (TypeError, ValueError, OverflowError):
+            dropout = False  # the library reports the bad value
+        if dropout:
+            seed = int(torch.randint(0, 2**63 - 1, (), dtype=torch.int64).item())
+    return _core.make_options(threads=torch.get_num_threads(), seed=seed, **extra)
+
+
+def _extras(gemm, seed=None, batch_offset=0, head_offset=0, global_num_heads=0):
+    return {"gemm": gemm, "seed": seed, "batch_offset": batch_offset,
+            "head_offset": head_offset, "global_num_heads": global_num_heads}
 
 
 def _forward(want_probs, query_layer, key_layer, value_layer, attention_mask, scale, keep_prob,
-             flags):
+             flags, extra):
     q = _operand("query_layer", query_layer)
     k = _operand("key_layer", key_layer)
     v = _operand("value_layer", value_layer)
     m = None if attention_mask is None else _operand("attention_mask", attention_mask)
     dtype = _float_dtype(query_layer, torch.float16)  # the library rejects other dtypes
     dtypes = {"attention_score": dtype, "softmax_output": dtype, "drop_mask": torch.uint8}
-    outs = _core.forward(q, k, v, m, scale, keep_prob, flags, _options(keep_prob),
+    outs = _core.forward(q, k, v, m, scale, keep_prob, flags, _options(keep_prob, extra),
                          _allocator(dtypes), want_probs)
     return [o.owner for o in outs]
 
 
 def _grad(grad_output, softmax_output, query_layer, key_layer, value_layer, mask, scale,
-          keep_prob, flags, out_rank, dtypes):
+          keep_prob, flags, out_rank, dtypes, gemm):
     g = _operand("grad_output", grad_output)
     p = _operand("softmax_output", softmax_output)
     q = _operand("query_layer", query_layer)
     k = _operand("key_layer", key_layer)
     v = _operand("value_layer", value_layer)
     m = None if mask is None else _operand("mask", mask)
-    outs = _core.backward(g, p, q, k, v, m, scale, keep_prob, flags, _options(),
-                          _allocator(dtypes), out_rank)
+    outs = _core.backward(g, p, q, k, v, m, scale, keep_prob, flags,
+                          _options(extra={"gemm": gemm}), _allocator(dtypes), out_rank)
     return [o.owner for o in outs]
 
 
@@ -137,13 +168,13 @@ class _FusedAttentionScore(torch.autograd.Function):
     @staticmethod
     def forward(ctx, query_layer, key_layer, value_layer, attention_mask, scale, keep_prob,
                 query_transpose, key_transpose, bmm_score_transpose_a, bmm_score_transpose_b,
-                value_transpose, dx_transpose):
+                value_transpose, dx_transpose, extra):
         flags = (query_transpose, key_transpose, bmm_score_transpose_a, bmm_score_transpose_b,
                  value_transpose, dx_transpose)
         score, probs, dmask = _forward(True, query_layer, key_layer, value_layer,
-                                       attention_mask, scale, keep_prob, flags)
+                                       attention_mask, scale, keep_prob, flags, extra)
         ctx.save_for_backward(probs, query_layer, key_layer, value_layer, dmask)
-        ctx.scale, ctx.keep_prob = scale, keep_prob
+        ctx.scale, ctx.keep_prob, ctx.gemm = scale, keep_prob, extra["gemm"]
         ctx.transposed = (bool(query_transpose), bool(key_transpose), bool(bmm_score_transpose_b))
         return score
 
@@ -156,12 +187,12 @@ class _FusedAttentionScore(torch.autograd.Function):
                   "key_dw": _float_dtype(key_layer, torch.float32),
                   "value_dw": _float_dtype(value_layer, torch.float32)}
         grads = _grad(grad_output, probs, query_layer, key_layer, value_layer, dmask, ctx.scale,
-                      ctx.keep_prob, (query_t, key_t, value_t, False), 4, dtypes)
+                      ctx.keep_prob, (query_t, key_t, value_t, False), 4, dtypes, ctx.gemm)
         # The library returns [B, N, S, D]; a transposed input gets its gradient transposed.
         for i, transposed in enumerate((query_t, key_t, value_t)):
             if transposed:
                 grads[i] = grads[i].transpose(-1, -2)
-        return (grads[0], grads[1], grads[2]) + (None,) * 9
+        return (grads[0], grads[1], grads[2]) + (None,) * 10
 
 
 def _needs_grad(*tensors):
@@ -169,21 +200,28 @@ def _needs_grad(*tensors):
         isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
 
 
-def npu_fused_attention_score(query_layer, key_layer, value_layer, attention_mask, scale,
-                              keep_prob, query_transpose=False, key_transpose=False,
-                              bmm_score_transpose_a=False, bmm_score_transpose_b=False,
-                              value_transpose=False, dx_transpose=False):
+def npu_fused_attention_score(
+        query_layer: torch.Tensor, key_layer: torch.Tensor, value_layer: torch.Tensor,
+        attention_mask: Optional[torch.Tensor], scale: float, keep_prob: float,
+        query_transpose: bool = False, key_transpose: bool = False,
+        bmm_score_transpose_a: bool = False, bmm_score_transpose_b: bool = False,
+        value_transpose: bool = False, dx_transpose: bool = False, *, gemm: str = "auto",
+        seed: Optional[int] = None, batch_offset: int = 0, head_offset: int = 0,
+        global_num_heads: int = 0) -> torch.Tensor:
     """The fused attention score ``[B*Sq, N*Dv]`` in the query's dtype (see the module doc).
 
     Differentiable with respect to query_layer, key_layer and value_layer. When no gradient is
     needed (``torch.no_grad()`` or inputs without requires_grad) it runs the library's streaming
-    forward, which never stores the ``[Sq, Sk]`` probabilities.
+    forward, which never stores the ``[Sq, Sk]`` probabilities; when one is needed, the
+    materialising forward. The two agree within the accuracy contract, not bitwise
+    (docs/semantics.md §2). Keyword-only extras: see the module doc.
     """
+    extra = _extras(gemm, seed, batch_offset, head_offset, global_num_heads)
     if not _needs_grad(query_layer, key_layer, value_layer):
         flags = (query_transpose, key_transpose, bmm_score_transpose_a, bmm_score_transpose_b,
                  value_transpose, dx_transpose)
         return _forward(False, query_layer, key_layer, value_layer, attention_mask, scale,
-                        keep_prob, flags)[0]
+                        keep_prob, flags, extra)[0]
     if bmm_score_transpose_a:
         raise _core.FusedAttentionError(
             "bmm_score_transpose_a: the library's backward has no such flag, so this call cannot "
@@ -192,41 +230,52 @@ def npu_fused_attention_score(query_layer, key_layer, value_layer, attention_mas
     return _FusedAttentionScore.apply(query_layer, key_layer, value_layer, attention_mask, scale,
                                       keep_prob, query_transpose, key_transpose,
                                       bmm_score_transpose_a, bmm_score_transpose_b,
-                                      value_transpose, dx_transpose)
+                                      value_transpose, dx_transpose, extra)
 
 
-def npu_fused_attention_score_fwd(query_layer, key_layer, value_layer, attention_mask, scale,
-                                  keep_prob, query_transpose=False, key_transpose=False,
-                                  bmm_score_transpose_a=False, bmm_score_transpose_b=False,
-                                  value_transpose=False, dx_transpose=False):
+def npu_fused_attention_score_fwd(
+        query_layer: torch.Tensor, key_layer: torch.Tensor, value_layer: torch.Tensor,
+        attention_mask: Optional[torch.Tensor], scale: float, keep_prob: float,
+        query_transpose: bool = False, key_transpose: bool = False,
+        bmm_score_transpose_a: bool = False, bmm_score_transpose_b: bool = False,
+        value_transpose: bool = False, dx_transpose: bool = False, *, gemm: str = "auto",
+        seed: Optional[int] = None, batch_offset: int = 0, head_offset: int = 0,
+        global_num_heads: int = 0) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(attention_score, softmax_output, drop_mask)``: the context ``[B*Sq, N*Dv]`` and the
     probabilities ``[B, N, Sq, Sk]`` before dropout, both in the query's dtype, and the uint8
-    keep mask ``[B, N, Sq, Sk]`` (1 kept). Not differentiable (as in torch_npu)."""
+    keep mask ``[B, N, Sq, Sk]`` (1 kept). Not differentiable (as in torch_npu). Keyword-only
+    extras: see the module doc."""
     flags = (query_transpose, key_transpose, bmm_score_transpose_a, bmm_score_transpose_b,
              value_transpose, dx_transpose)
+    extra = _extras(gemm, seed, batch_offset, head_offset, global_num_heads)
     with torch.no_grad():
-        return tuple(_forward(True, query_layer, key_layer, value_layer, attention_mask, scale,
-                              keep_prob, flags))
+        score, probs, dmask = _forward(True, query_layer, key_layer, value_layer,
+                                       attention_mask, scale, keep_prob, flags, extra)
+    return score, probs, dmask
 
 
-def npu_fused_attention_score_grad(grad_output, softmax_output, query_layer, key_layer,
-                                   value_layer, mask, scale, keep_prob, query_transpose=False,
-                                   key_transpose=False, value_transpose=False,
-                                   dx_transpose=False):
+def npu_fused_attention_score_grad(
+        grad_output: torch.Tensor, softmax_output: torch.Tensor, query_layer: torch.Tensor,
+        key_layer: torch.Tensor, value_layer: torch.Tensor, mask: Optional[torch.Tensor],
+        scale: float, keep_prob: float, query_transpose: bool = False,
+        key_transpose: bool = False, value_transpose: bool = False, dx_transpose: bool = False,
+        *, gemm: str = "auto") -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(query_dx, key_dw, value_dw)`` in grad_output's dtype, each in torch_npu's 2-D ``_grad``
     layout ``[B*S, N*D]`` (row ``b*S + s``, column ``n*D + d``). ``mask`` is the drop mask from
-    ``npu_fused_attention_score_fwd`` (None allowed when keep_prob is 1)."""
+    ``npu_fused_attention_score_fwd`` (None allowed when keep_prob is 1). ``gemm``: the matrix
+    engine (see the module doc)."""
     dtype = _float_dtype(grad_output, torch.float16) if isinstance(
         grad_output, torch.Tensor) else torch.float16
     dtypes = {"query_dx": dtype, "key_dw": dtype, "value_dw": dtype}
     with torch.no_grad():
-        return tuple(_grad(grad_output, softmax_output, query_layer, key_layer, value_layer,
+        dq, dk, dv = _grad(grad_output, softmax_output, query_layer, key_layer, value_layer,
                            mask, scale, keep_prob,
                            (query_transpose, key_transpose, value_transpose, dx_transpose), 2,
-                           dtypes))
+                           dtypes, gemm)
+    return dq, dk, dv
 
 
-def npu_format_cast(self, acl_format):
+def npu_format_cast(self: torch.Tensor, acl_format: int) -> torch.Tensor:
     """torch_npu's format cast. A CPU tensor has no NZ storage, so the values are returned as
     they are (``self`` itself) for acl_format 2 (ND) or 29 (FRACTAL_NZ); the library reads every
     tensor it is given as ND. For the NZ bytes themselves use ``fused_attention.format_cast`` on

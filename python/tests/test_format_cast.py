@@ -83,7 +83,7 @@ def test_errors():
     with pytest.raises(fa.FusedAttentionError) as e:
         fa.format_cast(a.astype(np.float64), "nz")
     assert e.value.status == "FAS_ERR_DTYPE"
-    assert str(e.value) == "src: dtype 11 is not a known dtype id"
+    assert e.value.library_message == "src: dtype 11 is not a known dtype id"
     with pytest.raises(fa.FusedAttentionError) as e:
         fa.format_cast(np.zeros((3, 0), np.float32), "nz")
     assert e.value.status == "FAS_ERR_SHAPE"
@@ -94,3 +94,17 @@ def test_errors():
     with pytest.raises(fa.FusedAttentionError) as e:
         fa.format_cast(np.zeros((1, 1, 16, 16), np.float32), "nd", (0, 3))
     assert str(e.value) == "src: dims[0] is 0, dims must be >= 1"
+
+
+@pytest.mark.parametrize("to", ["nz", "nd"])
+def test_unsupported_dtype_is_named(to):
+    """A dtype ACL knows but the cast does not take is named (ACL and numpy) as not supported;
+    the library's sentence stays in library_message."""
+    a = np.zeros((1, 1, 16, 16) if to == "nd" else (3, 5), np.float64)
+    with pytest.raises(fa.FusedAttentionError) as e:
+        fa.format_cast(a, to, (5, 3) if to == "nd" else None)
+    assert e.value.status == "FAS_ERR_DTYPE"
+    assert str(e.value) == ("src: dtype 11 (ACL DOUBLE, Python float64) is not supported; pass "
+                            "float16 (ACL FLOAT16, 1), float32 (FLOAT, 0), bfloat16 (BF16, 27) "
+                            "or uint8 (UINT8, 4)")
+    assert e.value.library_message == "src: dtype 11 is not a known dtype id"

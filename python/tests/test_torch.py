@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch", reason="torch is not installed (apt-get ins
 import fa_reference as ref  # noqa: E402
 import fused_attention as fa  # noqa: E402
 import fused_attention.torch_npu as torch_npu  # noqa: E402
+from conftest import INSTALLED  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -35,11 +36,24 @@ TORCH_NPU_SIGNATURES = {
                                        "dx_transpose"],
     "npu_format_cast": ["self", "acl_format"],
 }
+# This library's keyword-only extras (never positional, so torch_npu calls are unaffected)
+EXTRAS = {
+    "npu_fused_attention_score": ["gemm", "seed", "batch_offset", "head_offset",
+                                  "global_num_heads"],
+    "npu_fused_attention_score_fwd": ["gemm", "seed", "batch_offset", "head_offset",
+                                      "global_num_heads"],
+    "npu_fused_attention_score_grad": ["gemm"],
+    "npu_format_cast": [],
+}
 
 
 @pytest.mark.parametrize("name", sorted(TORCH_NPU_SIGNATURES))
 def test_signatures_are_torch_npus(name):
-    params = inspect.signature(getattr(torch_npu, name)).parameters
+    params = dict(inspect.signature(getattr(torch_npu, name)).parameters)
+    extras = [p for p in params if params[p].kind == inspect.Parameter.KEYWORD_ONLY]
+    assert extras == EXTRAS[name]
+    for p in extras:
+        del params[p]
     assert list(params) == TORCH_NPU_SIGNATURES[name]
     for p in params.values():
         assert p.kind == p.POSITIONAL_OR_KEYWORD
@@ -259,7 +273,10 @@ def test_errors_are_the_librarys():
     assert str(e.value) == "key_layer: dims[3] is 6 but query_layer's D (dims[3]) is 8"
     with pytest.raises(fa.FusedAttentionError) as e:
         torch_npu.npu_fused_attention_score(q.double(), k, v, mask, 0.3, 1.0)
-    assert str(e.value) == "query_layer: dtype 11 is not a known dtype id"
+    assert e.value.library_message == "query_layer: dtype 11 is not a known dtype id"
+    assert str(e.value) == ("query_layer: dtype 11 (ACL DOUBLE, Python torch.float64) is not "
+                            "supported; pass float16 (ACL FLOAT16, 1), float32 (FLOAT, 0) or "
+                            "bfloat16 (BF16, 27)")
     with pytest.raises(fa.FusedAttentionError) as e:
         torch_npu.npu_fused_attention_score(q, k, v, mask, 0.3, 0.0)
     assert e.value.status == "FAS_ERR_VALUE"
@@ -276,8 +293,9 @@ def test_documentation_example_runs_and_prints_like_torch():
     torch prints a tensor; with v uniform in [0, 1) the context values cluster around 0.5."""
     script = os.path.join(REPO_ROOT, "examples", "torch_npu_example.py")
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.join(REPO_ROOT, "python")] + [p for p in [env.get("PYTHONPATH")] if p])
+    if not INSTALLED:  # else the installed package, as a user runs it
+        env["PYTHONPATH"] = os.pathsep.join(
+            [os.path.join(REPO_ROOT, "python")] + [p for p in [env.get("PYTHONPATH")] if p])
     start = time.perf_counter()
     r = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env,
                        timeout=120)
