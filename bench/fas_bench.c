@@ -251,23 +251,13 @@ static int parse_cli(int argc, char **argv, cli *c)
                 return 2;
             }
         } else if (strcmp(a, "--gemm") == 0) {
-            static const struct {
-                const char *name;
-                fas_gemm value;
-            } engines[] = {{"auto", FAS_GEMM_AUTO},
-                           {"builtin", FAS_GEMM_BUILTIN},
-                           {"blas", FAS_GEMM_BLAS},
-                           {"amx", FAS_GEMM_AMX}};
-            size_t e = 0;
-            while (e < sizeof engines / sizeof *engines && strcmp(val, engines[e].name) != 0) e++;
-            if (e == sizeof engines / sizeof *engines) {
+            if (!fasi_gemm_from_name(val, &c->cfg.gemm)) {
                 fprintf(stderr,
                         "fas_bench: --gemm '%s' is not a matrix engine: expected auto, builtin, "
                         "blas or amx\n",
                         val);
                 return 2;
             }
-            c->cfg.gemm = engines[e].value;
         } else if (strcmp(a, "--threads") == 0) {
             if (parse_int(val, 0, 4096, &v) != 0) {
                 fprintf(stderr, "fas_bench: --threads '%s': expected 0..4096\n", val);

@@ -14,26 +14,18 @@
 
 int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        fas_gemm value;
-    } engines[] = {{"builtin", FAS_GEMM_BUILTIN}, {"blas", FAS_GEMM_BLAS}, {"amx", FAS_GEMM_AMX}};
-    if (argc < 3) {
+    fas_gemm g;
+    if (argc < 3 || !fasi_gemm_from_name(argv[1], &g) || g == FAS_GEMM_AUTO) {
         fprintf(stderr, "usage: engine_gate builtin|blas|amx [RUNNER...] TEST\n");
         return 2;
     }
-    for (size_t i = 0; i < sizeof engines / sizeof *engines; i++) {
-        if (strcmp(argv[1], engines[i].name) != 0) continue;
-        const fasi_engine *e;
-        if (fasi_resolve_engine(engines[i].value, &e) != FAS_OK) {
-            printf("SKIPPED: %s on the %s engine: %s\n", argv[argc - 1], argv[1], fas_last_error());
-            return 77;
-        }
-        if (setenv("FAS_GEMM", argv[1], 1) != 0) return 2;
-        execv(argv[2], argv + 2);
-        perror(argv[2]);
-        return 2;
+    const fasi_engine *e;
+    if (fasi_resolve_engine(g, &e) != FAS_OK) {
+        printf("SKIPPED: %s on the %s engine: %s\n", argv[argc - 1], argv[1], fas_last_error());
+        return 77;
     }
-    fprintf(stderr, "engine_gate: unknown engine \"%s\"\n", argv[1]);
+    if (setenv("FAS_GEMM", argv[1], 1) != 0) return 2;
+    execv(argv[2], argv + 2);
+    perror(argv[2]);
     return 2;
 }

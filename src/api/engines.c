@@ -128,10 +128,8 @@ enum { ENV_UNREAD = -2, ENV_INVALID = -1 }; /* else a fas_gemm value (AUTO: unse
 static _Atomic int env_choice = ENV_UNREAD;
 static char env_text[64]; /* the invalid value, for the error sentence */
 
-static int read_env(void)
+bool fasi_gemm_from_name(const char *name, fas_gemm *out)
 {
-    const char *v = getenv("FAS_GEMM");
-    if (!v || !*v) return FAS_GEMM_AUTO;
     static const struct {
         const char *name;
         fas_gemm value;
@@ -141,9 +139,21 @@ static int read_env(void)
                  {"amx", FAS_GEMM_AMX}};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         size_t n = strlen(names[i].name), j = 0;
-        while (j < n && v[j] && tolower((unsigned char)v[j]) == names[i].name[j]) j++;
-        if (j == n && v[j] == '\0') return (int)names[i].value;
+        while (j < n && name[j] && tolower((unsigned char)name[j]) == names[i].name[j]) j++;
+        if (j == n && name[j] == '\0') {
+            *out = names[i].value;
+            return true;
+        }
     }
+    return false;
+}
+
+static int read_env(void)
+{
+    const char *v = getenv("FAS_GEMM");
+    fas_gemm g;
+    if (!v || !*v) return FAS_GEMM_AUTO;
+    if (fasi_gemm_from_name(v, &g)) return (int)g;
     snprintf(env_text, sizeof env_text, "%s", v);
     return ENV_INVALID;
 }

@@ -21,6 +21,10 @@ bool fasi_engine_available(fas_gemm g);
  * AVX-512 Xeon, say); then AUTO never takes it and fas_blas_info() says how to fix it. */
 bool fasi_blas_below_cpu(void);
 
+/* The fas_gemm value of an engine's name ("auto", "builtin", "blas", "amx", any case), as FAS_GEMM
+ * and the tools spell it; false for anything else. */
+bool fasi_gemm_from_name(const char *name, fas_gemm *out);
+
 /* Test hook: FAS_GEMM is read again at the next AUTO call (after a test's setenv). */
 void fasi_engines_reread_env(void);
 
