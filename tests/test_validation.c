@@ -1522,6 +1522,36 @@ static void test_error_numbers(void **state)
     fast_tensor_free(&out);
 }
 
+/* A dtype id ACL defines but the library does not take is "not supported", with ACL's name; an
+ * id ACL does not define is "not an ACL dtype id". */
+static void test_dtype_sentences(void **state)
+{
+    (void)state;
+    fas_tensor q = fast_tensor_4d(FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 1, 1, 16, 16);
+    fas_tensor out = fast_tensor_2d(FAS_DTYPE_FLOAT16, FAS_FORMAT_ND, 16, 16);
+    const struct {
+        int dtype;
+        const char *text;
+    } cases[] = {
+        {11, "query_layer: dtype 11 (ACL DOUBLE) is not supported (FLOAT16 = 1, FLOAT = 0, BF16 = "
+             "27; UINT8 = 4 for drop masks)"},
+        {3, "query_layer: dtype 3 (ACL INT32) is not supported (FLOAT16 = 1, FLOAT = 0, BF16 = "
+            "27; UINT8 = 4 for drop masks)"},
+        {99, "query_layer: dtype 99 is not an ACL dtype id"},
+        {-1, "query_layer: dtype -1 is not an ACL dtype id"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fas_tensor bad = q;
+        bad.dtype = (fas_dtype)cases[i].dtype;
+        assert_int_equal(fused_attention_score(&bad, &q, &q, NULL, 0.125, 1.0, false, false, false,
+                                               false, false, false, &out),
+                         FAS_ERR_DTYPE);
+        assert_string_equal(fas_last_error(), cases[i].text);
+    }
+    fast_tensor_free(&q);
+    fast_tensor_free(&out);
+}
+
 /* The sentence the public header quotes as its example is the library's real one. */
 static void test_header_example_error(void **state)
 {
@@ -1546,7 +1576,7 @@ int main(void)
         cmocka_unit_test(test_baseline_succeeds),    cmocka_unit_test(test_catalogue),
         cmocka_unit_test(test_forced_avx2),          cmocka_unit_test(test_forced_avx512),
         cmocka_unit_test(test_forced_neon),          cmocka_unit_test(test_error_numbers),
-        cmocka_unit_test(test_header_example_error),
+        cmocka_unit_test(test_header_example_error), cmocka_unit_test(test_dtype_sentences),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -208,8 +208,8 @@ class Operand:
         return ctypes.byref(self.desc)
 
 
-_DTYPE_SENTENCE = re.compile(r"^(\w+): dtype (-?\d+) (is not a known dtype id|is not a float dtype"
-                             r"|must be UINT8)")
+_DTYPE_SENTENCE = re.compile(r"^(\w+): dtype (-?\d+) (\(ACL \w+\) is not supported|is not an ACL dtype id"
+                             r"|is not a float dtype|must be UINT8)")
 
 
 _FLOATS = "float16 (ACL FLOAT16, 1), float32 (FLOAT, 0) or bfloat16 (BF16, 27)"

@@ -15,11 +15,11 @@ B, N, S, D = 2, 3, 16, 8
 _FLOATS = "pass float16 (ACL FLOAT16, 1), float32 (FLOAT, 0) or bfloat16 (BF16, 27)"
 # library sentence -> the message Python raises
 CLEARER = {
-    "query_layer: dtype 11 is not a known dtype id":
+    "query_layer: dtype 11 (ACL DOUBLE) is not supported (FLOAT16 = 1, FLOAT = 0, BF16 = 27; UINT8 = 4 for drop masks)":
         "query_layer: dtype 11 (ACL DOUBLE, Python float64) is not supported; " + _FLOATS,
     "query_layer: dtype 4 is not a float dtype (FLOAT16 = 1, FLOAT = 0, BF16 = 27)":
         "query_layer: dtype 4 (ACL UINT8, Python uint8) is not supported; " + _FLOATS,
-    "attention_mask: dtype 3 is not a known dtype id":
+    "attention_mask: dtype 3 (ACL INT32) is not supported (FLOAT16 = 1, FLOAT = 0, BF16 = 27; UINT8 = 4 for drop masks)":
         "attention_mask: dtype 3 (ACL INT32, Python int32) is not supported; " + _FLOATS,
     "drop_mask: dtype 1 must be UINT8 (4)":
         "drop_mask: dtype 1 (ACL FLOAT16, Python float16) is not supported for a drop mask; "
@@ -51,11 +51,11 @@ def _fwd(scale=0.125, keep_prob=1.0, flags=(), **over):
 FORWARD_CASES = [
     # (id, call, status, exact library sentence)
     ("q float64", lambda: _fwd(q=np.zeros((B, N, S, D))), "FAS_ERR_DTYPE",
-     "query_layer: dtype 11 is not a known dtype id"),
+     "query_layer: dtype 11 (ACL DOUBLE) is not supported (FLOAT16 = 1, FLOAT = 0, BF16 = 27; UINT8 = 4 for drop masks)"),
     ("q uint8", lambda: _fwd(q=np.zeros((B, N, S, D), np.uint8)), "FAS_ERR_DTYPE",
      "query_layer: dtype 4 is not a float dtype (FLOAT16 = 1, FLOAT = 0, BF16 = 27)"),
     ("mask int32", lambda: _fwd(mask=np.zeros((B, 1, S, S), np.int32)), "FAS_ERR_DTYPE",
-     "attention_mask: dtype 3 is not a known dtype id"),
+     "attention_mask: dtype 3 (ACL INT32) is not supported (FLOAT16 = 1, FLOAT = 0, BF16 = 27; UINT8 = 4 for drop masks)"),
     ("key D", lambda: _fwd(k=np.zeros((B, N, S, 6), np.float16)), "FAS_ERR_SHAPE",
      "key_layer: dims[3] is 6 but query_layer's D (dims[3]) is 8"),
     ("q rank", lambda: _fwd(q=np.zeros((N, S, D), np.float16)), "FAS_ERR_SHAPE",
@@ -113,7 +113,7 @@ def test_fwd_dtype_error_names_the_dtype():
     x = _inputs(q=np.zeros((B, N, S, D)))
     with pytest.raises(fa.FusedAttentionError) as e:
         fa.fused_attention_score_fwd(x["q"], x["k"], x["v"], x["mask"], 0.1, 1.0)
-    _check_sentence(e.value, "FAS_ERR_DTYPE", "query_layer: dtype 11 is not a known dtype id")
+    _check_sentence(e.value, "FAS_ERR_DTYPE", "query_layer: dtype 11 (ACL DOUBLE) is not supported (FLOAT16 = 1, FLOAT = 0, BF16 = 27; UINT8 = 4 for drop masks)")
     assert "float64" in str(e.value) and "DOUBLE" in str(e.value)
     assert "not supported" in str(e.value)
 
@@ -144,7 +144,7 @@ GRAD_CASES = [
     ("grad keep_prob 0", lambda: _grad(keep_prob=0.0), "FAS_ERR_VALUE",
      "keep_prob: 0 is outside (0, 1]"),
     ("grad q float64", lambda: _grad(q=np.zeros((B, N, S, D))), "FAS_ERR_DTYPE",
-     "query_layer: dtype 11 is not a known dtype id"),
+     "query_layer: dtype 11 (ACL DOUBLE) is not supported (FLOAT16 = 1, FLOAT = 0, BF16 = 27; UINT8 = 4 for drop masks)"),
 ]
 
 

@@ -273,7 +273,7 @@ def test_errors_are_the_librarys():
     assert str(e.value) == "key_layer: dims[3] is 6 but query_layer's D (dims[3]) is 8"
     with pytest.raises(fa.FusedAttentionError) as e:
         torch_npu.npu_fused_attention_score(q.double(), k, v, mask, 0.3, 1.0)
-    assert e.value.library_message == "query_layer: dtype 11 is not a known dtype id"
+    assert e.value.library_message == "query_layer: dtype 11 (ACL DOUBLE) is not supported (FLOAT16 = 1, FLOAT = 0, BF16 = 27; UINT8 = 4 for drop masks)"
     assert str(e.value) == ("query_layer: dtype 11 (ACL DOUBLE, Python torch.float64) is not "
                             "supported; pass float16 (ACL FLOAT16, 1), float32 (FLOAT, 0) or "
                             "bfloat16 (BF16, 27)")

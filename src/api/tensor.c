@@ -13,6 +13,22 @@ float fas_bf16_to_float(uint16_t b) { return fasi_bf16_to_f32(b); }
 
 static bool dtype_known(fas_dtype dt) { return fasi_dtype_size(dt) != 0; }
 
+/* ACL's name of a dtype id this library does not take (aclDataType; python/fused_attention keeps
+ * the same table), or NULL for an id ACL does not define: an error then says "not supported"
+ * rather than "not an ACL dtype id". */
+static const char *acl_dtype_name(int id)
+{
+    static const struct {
+        int id;
+        const char *name;
+    } names[] = {{2, "INT8"},   {3, "INT32"},   {6, "INT16"},      {7, "UINT16"},
+                 {8, "UINT32"}, {9, "INT64"},   {10, "UINT64"},    {11, "DOUBLE"},
+                 {12, "BOOL"},  {13, "STRING"}, {16, "COMPLEX64"}, {17, "COMPLEX128"}};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (names[i].id == id) return names[i].name;
+    return NULL;
+}
+
 static bool format_known(fas_format f) { return f == FAS_FORMAT_ND || f == FAS_FORMAT_FRACTAL_NZ; }
 
 static bool mul_ok(int64_t a, int64_t b, int64_t *out)
@@ -48,9 +64,15 @@ static int64_t storage_elems(const fas_tensor *t)
 fas_status fasi_check_tensor(const fas_tensor *t, const char *name, bool need_data)
 {
     if (!t) return fasi_fail(FAS_ERR_NULL_POINTER, "%s: the tensor pointer is NULL", name);
-    if (!dtype_known(t->dtype))
-        return fasi_fail(FAS_ERR_DTYPE, "%s: dtype %d is not a known dtype id", name,
-                         (int)t->dtype);
+    if (!dtype_known(t->dtype)) {
+        const char *acl = acl_dtype_name((int)t->dtype);
+        if (acl)
+            return fasi_fail(FAS_ERR_DTYPE,
+                             "%s: dtype %d (ACL %s) is not supported (FLOAT16 = 1, FLOAT = 0, "
+                             "BF16 = 27; UINT8 = 4 for drop masks)",
+                             name, (int)t->dtype, acl);
+        return fasi_fail(FAS_ERR_DTYPE, "%s: dtype %d is not an ACL dtype id", name, (int)t->dtype);
+    }
     if (!format_known(t->format))
         return fasi_fail(FAS_ERR_FORMAT, "%s: format %d is not accepted (ND = 2, FRACTAL_NZ = 29)",
                          name, (int)t->format);
