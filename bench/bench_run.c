@@ -325,8 +325,7 @@ static int run_mode(case_state *cs, bench_mode mode, bench_result *r)
         double stage[FASI_PROF_COUNT], busy = 0.0;
         fasi_profile_read(stage);
         for (int i = 0; i < cfg->repeat; i++) busy += t_fused[i] * cfg->threads;
-        for (int g = 0; g < FASI_PROF_COUNT && busy > 0.0; g++)
-            r->prof_share[g] = stage[g] / busy;
+        for (int g = 0; g < FASI_PROF_COUNT && busy > 0.0; g++) r->prof_share[g] = stage[g] / busy;
     }
     if (rc == 0) {
         summarise(t_fused, cfg->repeat, &r->fused_median, &r->fused_min);
