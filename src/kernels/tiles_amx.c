@@ -1,0 +1,273 @@
+/* The AMX engine's kernels on the tiles (kernels/amx.h): the splits vectorised with AVX-512 (bit
+ * for bit the portable definitions of kernels/amx_model.c), the C block on AMX-BF16 tiles
+ * (TDPBF16PS) and the epilogue with AVX-512. Compiled only with the AMX flags (CMakeLists.txt,
+ * FAS_HAVE_AMX); run only where api/dispatch.c found the CPU and the OS allow the tiles.
+ *
+ * Tiles: 0-3 are the 2 x 2 C tiles (16 x 16 fp32 each), 4-5 the block's two A tiles (16 rows of
+ * 16 bf16 pairs), 6-7 its two B tiles (16 pair rows of one 16-column panel). Within a k step the
+ * passes reuse a loaded A or B part when the next pass reads the same one (hi.lo, hi.hi, lo.hi:
+ * 8 tile loads for 12 instructions). The configuration is loaded on the calling thread at the
+ * start of every product and released at its end (docs/design.md §6). */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/amx.h"
+
+/* ---- the split, 16 values at a time: each part's bf16 in the low half of a 32-bit lane ---- */
+
+static inline __m512i bf16_finite(__m512i u)
+{
+    const __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)),
+                         _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))),
+        16);
+    const __mmask16 ovf = _mm512_cmpeq_epi32_mask(_mm512_and_si512(r, _mm512_set1_epi32(0x7f80)),
+                                                  _mm512_set1_epi32(0x7f80));
+    return _mm512_mask_mov_epi32(r, ovf, _mm512_srli_epi32(u, 16));
+}
+
+typedef struct split16 {
+    __m512i p[3];
+    __mmask16 bad;
+} split16;
+
+static inline split16 split_vec(__m512 x)
+{
+    split16 s;
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i expo = _mm512_set1_epi32(0x7f800000);
+    s.bad = _mm512_cmpeq_epi32_mask(_mm512_and_si512(u, expo), expo);
+    const __mmask16 nan =
+        _mm512_mask_test_epi32_mask(s.bad, u, _mm512_set1_epi32(0x7fffff)); /* NaN: quiet */
+    __m512i h = bf16_finite(u);
+    h = _mm512_mask_mov_epi32(h, s.bad, _mm512_srli_epi32(u, 16));
+    h = _mm512_mask_or_epi32(h, nan, h, _mm512_set1_epi32(0x40));
+    const __m512 r1 = _mm512_sub_ps(x, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
+    const __m512i l =
+        _mm512_maskz_mov_epi32((__mmask16)~s.bad, bf16_finite(_mm512_castps_si512(r1)));
+    const __m512 r2 = _mm512_sub_ps(r1, _mm512_castsi512_ps(_mm512_slli_epi32(l, 16)));
+    const __m512i l2 =
+        _mm512_maskz_mov_epi32((__mmask16)~s.bad, bf16_finite(_mm512_castps_si512(r2)));
+    s.p[0] = h;
+    s.p[1] = l;
+    s.p[2] = l2;
+    return s;
+}
+
+static int parts_in_use(__m512i any1, __m512i any2)
+{
+    const __m512i mag = _mm512_set1_epi32(0x7fff);
+    if (_mm512_test_epi32_mask(any2, mag)) return 3;
+    return _mm512_test_epi32_mask(any1, mag) ? 2 : 1;
+}
+
+/* rows of 16 floats, 16 x 16, transposed in place */
+static void transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int p = 0; p < 8; p++) {
+        t[2 * p] = _mm512_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+        t[2 * p + 1] = _mm512_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+    }
+    for (int g = 0; g < 4; g++) {
+        u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+        u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+        u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+        u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    for (int q = 0; q < 4; q++) {
+        const __m512 v = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88);
+        const __m512 v1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xDD);
+        const __m512 w = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88);
+        const __m512 w1 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xDD);
+        r[q] = _mm512_shuffle_f32x4(v, w, 0x88);
+        r[8 + q] = _mm512_shuffle_f32x4(v, w, 0xDD);
+        r[4 + q] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+        r[12 + q] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
+    }
+}
+
+static inline __mmask16 first_mask(size_t count)
+{
+    return count >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << count) - 1u);
+}
+
+/* rows of A read row-major (column stride 1) */
+static int split_rows(const float *a, size_t rsa, size_t rows, size_t k, uint16_t *part[3],
+                      size_t ld, uint8_t *bad)
+{
+    __m512i any1 = _mm512_setzero_si512(), any2 = _mm512_setzero_si512();
+    for (size_t i = 0; i < FASI_AMX_BLOCK; i++) {
+        __mmask16 rowbad = 0;
+        for (size_t t = 0; t < ld; t += 16) {
+            __m512 x = _mm512_setzero_ps();
+            if (i < rows && t < k) x = _mm512_maskz_loadu_ps(first_mask(k - t), a + i * rsa + t);
+            const split16 s = split_vec(x);
+            rowbad |= s.bad;
+            any1 = _mm512_or_si512(any1, s.p[1]);
+            any2 = _mm512_or_si512(any2, s.p[2]);
+            for (int p = 0; p < 3; p++)
+                _mm256_storeu_si256((__m256i *)(part[p] + i * ld + t),
+                                    _mm512_cvtepi32_epi16(s.p[p]));
+        }
+        bad[i] = rowbad != 0;
+    }
+    return parts_in_use(any1, any2);
+}
+
+static int split_a(const float *a, size_t rsa, size_t csa, size_t rows, size_t k, uint16_t *part[3],
+                   size_t ld, uint8_t *bad, float *tmp)
+{
+    if (csa == 1) return split_rows(a, rsa, rows, k, part, ld, bad);
+    if (rsa != 1) return fasi_amx_model_ops.split_a(a, rsa, csa, rows, k, part, ld, bad, tmp);
+    /* the transpose of a row-major matrix: 16 x 16 blocks into tmp (rows x ld), then rows */
+    for (size_t i = 0; i < rows; i += 16) {
+        const __mmask16 im = first_mask(rows - i);
+        for (size_t t = 0; t < k; t += 16) {
+            __m512 r[16];
+            for (size_t q = 0; q < 16; q++)
+                r[q] = t + q < k ? _mm512_maskz_loadu_ps(im, a + i + (t + q) * csa)
+                                 : _mm512_setzero_ps();
+            transpose16(r);
+            for (size_t q = 0; q < 16 && i + q < rows; q++)
+                _mm512_storeu_ps(tmp + (i + q) * ld + t, r[q]);
+        }
+    }
+    return split_rows(tmp, ld, rows, k, part, ld, bad);
+}
+
+static int split_b(const float *panel, size_t k, uint16_t *part[3], uint8_t *bad)
+{
+    __m512i any1 = _mm512_setzero_si512(), any2 = _mm512_setzero_si512();
+    const __m512i low = _mm512_set1_epi32(0xffff);
+    for (size_t g = 0; g < (k + 15) / 16; g++) bad[g] = 0;
+    for (size_t t = 0; t < k; t += 2) {
+        const split16 s0 = split_vec(_mm512_loadu_ps(panel + t * 16));
+        const split16 s1 =
+            split_vec(t + 1 < k ? _mm512_loadu_ps(panel + (t + 1) * 16) : _mm512_setzero_ps());
+        if (s0.bad | s1.bad) bad[t / 16] = 1;
+        any1 = _mm512_or_si512(any1, _mm512_or_si512(s0.p[1], s1.p[1]));
+        any2 = _mm512_or_si512(any2, _mm512_or_si512(s0.p[2], s1.p[2]));
+        for (int p = 0; p < 3; p++)
+            _mm512_storeu_si512(
+                (void *)(part[p] + (t / 2) * 32),
+                _mm512_or_si512(_mm512_and_si512(s0.p[p], low), _mm512_slli_epi32(s1.p[p], 16)));
+    }
+    return parts_in_use(any1, any2);
+}
+
+/* ---- tiles -------------------------------------------------------------------------------- */
+
+typedef struct tile_config {
+    uint8_t palette;
+    uint8_t start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+/* Tiles 0-7: 16 rows of 64 bytes. A constant in memory: gcc 12 drops stores into a local
+ * configuration that only LDTILECFG reads. */
+static const tile_config config = {
+    1, 0, {0}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
+
+static void begin(void) { _tile_loadconfig(&config); }
+
+static void end(void) { _tile_release(); }
+
+static void block(const fasi_amx_block *blk)
+{
+    const size_t sa = blk->lda * sizeof(uint16_t), a2 = 16 * blk->lda, b2 = blk->bpanel;
+    const bool two_m = blk->mt == 2, two_n = blk->nt == 2;
+    if (blk->first) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
+    if (two_m && two_n) {
+        for (size_t s = 0; s < blk->steps; s++) {
+            int ca = -1, cb = -1;
+            for (int p = 0; p < blk->npass; p++) {
+                const int pa = blk->pass[p][0], pb = blk->pass[p][1];
+                if (pa != ca) {
+                    const uint16_t *a = blk->a[pa] + s * FASI_AMX_KSTEP;
+                    _tile_loadd(4, a, sa);
+                    _tile_loadd(5, a + a2, sa);
+                    ca = pa;
+                }
+                if (pb != cb) {
+                    const uint16_t *b = blk->b[pb] + s * 16 * FASI_AMX_PAIR_ROW;
+                    _tile_loadd(6, b, 64);
+                    _tile_loadd(7, b + b2, 64);
+                    cb = pb;
+                }
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+        }
+    } else {
+        for (size_t s = 0; s < blk->steps; s++) {
+            int ca = -1, cb = -1;
+            for (int p = 0; p < blk->npass; p++) {
+                const int pa = blk->pass[p][0], pb = blk->pass[p][1];
+                if (pa != ca) {
+                    const uint16_t *a = blk->a[pa] + s * FASI_AMX_KSTEP;
+                    _tile_loadd(4, a, sa);
+                    if (two_m) _tile_loadd(5, a + a2, sa);
+                    ca = pa;
+                }
+                if (pb != cb) {
+                    const uint16_t *b = blk->b[pb] + s * 16 * FASI_AMX_PAIR_ROW;
+                    _tile_loadd(6, b, 64);
+                    if (two_n) _tile_loadd(7, b + b2, 64);
+                    cb = pb;
+                }
+                _tile_dpbf16ps(0, 4, 6);
+                if (two_n) _tile_dpbf16ps(1, 4, 7);
+                if (two_m) _tile_dpbf16ps(2, 5, 6);
+                if (two_m && two_n) _tile_dpbf16ps(3, 5, 7);
+            }
+        }
+    }
+    if (blk->last) {
+        const size_t sc = FASI_AMX_BLOCK * sizeof(float);
+        _tile_stored(0, blk->acc, sc);
+        if (two_n) _tile_stored(1, blk->acc + 16, sc);
+        if (two_m) _tile_stored(2, blk->acc + 16 * FASI_AMX_BLOCK, sc);
+        if (two_m && two_n) _tile_stored(3, blk->acc + 16 * FASI_AMX_BLOCK + 16, sc);
+    }
+}
+
+static void store(const fasi_kernels *kern, const float *acc, size_t rows, size_t cols, float alpha,
+                  float *c, size_t ldc, bool accumulate, const fasi_addend *add)
+{
+    (void)kern;
+    const __m512 va = _mm512_set1_ps(alpha);
+    for (size_t i = 0; i < rows; i++) {
+        const float *x = acc + i * FASI_AMX_BLOCK;
+        float *y = c + i * ldc;
+        for (size_t j = 0; j < cols; j += 16) {
+            const __mmask16 m = first_mask(cols - j);
+            const __m512 v = _mm512_maskz_loadu_ps(m, x + j);
+            __m512 out;
+            if (add) {
+                const size_t r = add->row0 + (add->broadcast ? 0 : i), col = add->col0 + j;
+                const size_t at = add->nz ? (col / 16 * add->m1 + r / 16) * 256 + (r % 16) * 16
+                                          : r * add->row_stride + col;
+                const __m256i h = _mm256_maskz_loadu_epi16(m, add->data + at);
+                out = _mm512_fmadd_ps(va, v, _mm512_cvtph_ps(h));
+            } else if (accumulate) {
+                out = _mm512_fmadd_ps(va, v, _mm512_maskz_loadu_ps(m, y + j));
+            } else {
+                out = _mm512_mul_ps(va, v);
+            }
+            _mm512_mask_storeu_ps(y + j, m, out);
+        }
+    }
+}
+
+extern const fasi_amx_ops fasi_amx_tiles;
+const fasi_amx_ops fasi_amx_tiles = {"tiles", split_a, split_b, begin, end, block, store};
