@@ -355,8 +355,10 @@ static void test_tile_splits(void **state)
         uint16_t *p2[3] = {buf + 96 * ld, buf + 128 * ld, buf + 160 * ld};
         uint8_t bad1[32], bad2[32];
         const size_t rsa = trans ? 1 : lda, csa = trans ? lda : 1;
-        const int n1 = fasi_amx_model_ops.split_a(a, rsa, csa, rows, k, p1, ld, bad1, tmp);
-        const int n2 = t->split_a(a, rsa, csa, rows, k, p2, ld, bad2, tmp);
+        const int want = (int)fast_rng_int(&r, 1, 3);
+        memset(buf, 0, 6 * 32 * ld * sizeof *buf);
+        const int n1 = fasi_amx_model_ops.split_a(a, rsa, csa, rows, k, want, p1, ld, bad1, tmp);
+        const int n2 = t->split_a(a, rsa, csa, rows, k, want, p2, ld, bad2, tmp);
         assert_int_equal(n1, n2);
         assert_memory_equal(bad1, bad2, 32);
         assert_memory_equal(buf, buf + 96 * ld, 96 * ld * sizeof *buf);
@@ -436,7 +438,7 @@ static void test_model_hand(void **state)
     for (size_t t = 0; t < 32; t++)
         for (size_t j = 0; j < 32; j++)
             b[(j / 16) * 512 + (t / 2) * 32 + 2 * (j % 16) + t % 2] = h_of((float)(t + j));
-    fasi_amx_block blk = {2, 2, 1, {a, a, a}, 32, {b, b, b}, 512, 1, {{0, 0}}, true, true, acc};
+    fasi_amx_block blk = {2, 2, 1, {a, a, a}, {b, b, b}, 512, 1, {{0, 0}}, true, true, acc};
     fasi_amx_model_ops.block(&blk);
     for (size_t i = 0; i < 32; i++)
         for (size_t j = 0; j < 32; j++) assert_true(acc[i * 32 + j] == (float)(496 + 32 * j));

@@ -168,13 +168,13 @@ void fasi_amx_gemm_with(const fasi_amx_ops *ops, int split, const fasi_kernels *
     ops->begin();
     for (size_t i0 = 0; i0 < m; i0 += FASI_AMX_BLOCK) {
         const size_t rows = m - i0 < FASI_AMX_BLOCK ? m - i0 : FASI_AMX_BLOCK;
-        const int na = ops->split_a(a + i0 * rsa, rsa, csa, rows, k, apart, ld, rowbad, tmp);
+        const int want = split < FASI_AMX_PARTS ? split : FASI_AMX_PARTS;
+        const int na = ops->split_a(a + i0 * rsa, rsa, csa, rows, k, want, apart, ld, rowbad, tmp);
         bool any_rowbad = false;
         for (size_t i = 0; i < rows; i++) any_rowbad |= rowbad[i] != 0;
         fasi_amx_block blk;
         blk.npass = passes(split, na, h->parts, blk.pass);
         blk.mt = rows > 16 ? 2 : 1;
-        blk.lda = ld;
         blk.acc = acc;
         for (size_t jb = 0; jb < n; jb += FASI_AMX_BLOCK) {
             const size_t cols = n - jb < FASI_AMX_BLOCK ? n - jb : FASI_AMX_BLOCK;
@@ -193,7 +193,7 @@ void fasi_amx_gemm_with(const fasi_amx_ops *ops, int split, const fasi_kernels *
             }
             if (tail || !full) {
                 for (int p = 0; p < 3; p++) {
-                    blk.a[p] = apart[p] + full * FASI_AMX_KSTEP;
+                    blk.a[p] = apart[p] + full * FASI_AMX_ASTEP;
                     blk.b[p] =
                         btail + ((size_t)(p < h->parts ? p : 0) * panels + jb / 16) * step_elems;
                 }

@@ -36,15 +36,15 @@
 #define FASI_AMX_BLOCK 32    /* rows and columns of a C block: 2 x 2 tiles of 16 x 16 */
 #define FASI_AMX_PAIR_ROW 32 /* bf16 of one pair row of a 16-column panel (64 bytes) */
 #define FASI_AMX_PARTS 3     /* hi, lo, lo2 */
+#define FASI_AMX_ASTEP (FASI_AMX_BLOCK * FASI_AMX_KSTEP) /* bf16 of A's 32 rows in one k step */
 
 /* One C block (at most 32 x 32) over `steps` k steps of 32. */
 typedef struct fasi_amx_block {
     int mt, nt; /* row tiles and column tiles, 1 or 2 each */
     size_t steps;
-    /* A part p: row 0 of the block at a[p] (row i at + i*lda bf16, lda a multiple of 32);
-     * step s at + s*32 */
+    /* A part p: step 0 of the block at a[p], step s at + s*FASI_AMX_ASTEP: 32 rows of 32 bf16
+     * (one 64-byte tile row each, so the two A tiles are 1 KiB each, contiguous) */
     const uint16_t *a[FASI_AMX_PARTS];
-    size_t lda;
     /* B part p: the block's first panel at b[p], its second at + bpanel; step s at + s*512
      * (16 pair rows of 32 bf16) */
     const uint16_t *b[FASI_AMX_PARTS];
@@ -59,13 +59,14 @@ typedef struct fasi_amx_block {
 
 typedef struct fasi_amx_ops {
     const char *name; /* "tiles", "model" */
-    /* Rows 0 .. rows-1 (rows <= 32) of A(i, t) = a[i*rsa + t*csa], t < k, split into the parts:
-     * part p, row i, column t at part[p][i*ld + t] (ld a multiple of 32, >= k); columns k .. ld-1
-     * and rows rows .. 31 are zero. bad[i] = 1 when row i holds an infinity or NaN, else 0 (32
-     * entries). tmp: 32 * ld floats of scratch. Returns the parts in use: 1 + the index of the
-     * last part with a nonzero element (1 when every part is zero). */
-    int (*split_a)(const float *a, size_t rsa, size_t csa, size_t rows, size_t k, uint16_t *part[3],
-                   size_t ld, uint8_t *bad, float *tmp);
+    /* Rows 0 .. rows-1 (rows <= 32) of A(i, t) = a[i*rsa + t*csa], t < k, split into the first
+     * `want` parts (1 to 3; the others are not written): part p, row i, column t at
+     * part[p][(t/32)*FASI_AMX_ASTEP + i*32 + t%32], for t < ld (a multiple of 32, >= k); columns
+     * k .. ld-1 and rows rows .. 31 are zero. bad[i] = 1 when row i holds an infinity or NaN,
+     * else 0 (32 entries). tmp: 32 * ld floats of scratch. Returns the parts in use: 1 + the
+     * index of the last part written with a nonzero element (1 when every part is zero). */
+    int (*split_a)(const float *a, size_t rsa, size_t csa, size_t rows, size_t k, int want,
+                   uint16_t *part[3], size_t ld, uint8_t *bad, float *tmp);
     /* One 16-column fp32 panel (k rows of 16 floats) into VNNI pair rows: part p, row t, column c
      * at part[p][(t/2)*32 + 2c + t%2], ceil(k/2) pair rows, the odd k's last row zero. bad[g] = 1
      * when rows 16g .. 16g+15 hold an infinity or NaN. Returns the parts in use as split_a. */

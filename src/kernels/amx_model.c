@@ -51,8 +51,8 @@ bool fasi_amx_split1(float x, uint16_t part[3])
 
 static int parts_in_use(uint16_t any1, uint16_t any2) { return any2 ? 3 : any1 ? 2 : 1; }
 
-static int split_a(const float *a, size_t rsa, size_t csa, size_t rows, size_t k, uint16_t *part[3],
-                   size_t ld, uint8_t *bad, float *tmp)
+static int split_a(const float *a, size_t rsa, size_t csa, size_t rows, size_t k, int want,
+                   uint16_t *part[3], size_t ld, uint8_t *bad, float *tmp)
 {
     (void)tmp;
     uint16_t any1 = 0, any2 = 0;
@@ -61,9 +61,10 @@ static int split_a(const float *a, size_t rsa, size_t csa, size_t rows, size_t k
         for (size_t t = 0; t < ld; t++) {
             uint16_t s[3] = {0, 0, 0};
             if (i < rows && t < k) finite &= fasi_amx_split1(a[i * rsa + t * csa], s);
-            for (int p = 0; p < 3; p++) part[p][i * ld + t] = s[p];
-            any1 |= s[1] & 0x7fffu;
-            any2 |= s[2] & 0x7fffu;
+            for (int p = 0; p < want; p++)
+                part[p][(t / 32) * FASI_AMX_ASTEP + i * 32 + t % 32] = s[p];
+            any1 |= want > 1 ? s[1] & 0x7fffu : 0;
+            any2 |= want > 2 ? s[2] & 0x7fffu : 0;
         }
         bad[i] = !finite;
     }
@@ -101,14 +102,14 @@ static void nothing(void) {}
 static void model_tile(const fasi_amx_block *blk, float *acc, int ti, int tj, int pa, int pb,
                        size_t s)
 {
-    const uint16_t *a = blk->a[pa] + (size_t)ti * 16 * blk->lda + s * FASI_AMX_KSTEP;
+    const uint16_t *a = blk->a[pa] + (size_t)ti * 16 * 32 + s * FASI_AMX_ASTEP;
     const uint16_t *b = blk->b[pb] + (size_t)tj * blk->bpanel + s * 16 * FASI_AMX_PAIR_ROW;
     for (size_t i = 0; i < 16; i++)
         for (size_t j = 0; j < 16; j++) {
             float c = acc[(ti * 16 + i) * FASI_AMX_BLOCK + tj * 16 + j];
             for (size_t r = 0; r < 16; r++) {
-                c = fasi_amx_model_fma(a[i * blk->lda + 2 * r], b[r * 32 + 2 * j], c);
-                c = fasi_amx_model_fma(a[i * blk->lda + 2 * r + 1], b[r * 32 + 2 * j + 1], c);
+                c = fasi_amx_model_fma(a[i * 32 + 2 * r], b[r * 32 + 2 * j], c);
+                c = fasi_amx_model_fma(a[i * 32 + 2 * r + 1], b[r * 32 + 2 * j + 1], c);
             }
             acc[(ti * 16 + i) * FASI_AMX_BLOCK + tj * 16 + j] = c;
         }

@@ -31,7 +31,8 @@ typedef struct split16 {
     __mmask16 bad;
 } split16;
 
-static inline split16 split_vec(__m512 x)
+/* the first `want` parts (the others zero) */
+static inline split16 split_vec(__m512 x, int want)
 {
     split16 s;
     const __m512i u = _mm512_castps_si512(x);
@@ -42,14 +43,17 @@ static inline split16 split_vec(__m512 x)
     __m512i h = bf16_finite(u);
     h = _mm512_mask_mov_epi32(h, s.bad, _mm512_srli_epi32(u, 16));
     h = _mm512_mask_or_epi32(h, nan, h, _mm512_set1_epi32(0x40));
+    s.p[0] = h;
+    s.p[1] = s.p[2] = _mm512_setzero_si512();
+    if (want < 2) return s;
     const __m512 r1 = _mm512_sub_ps(x, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
     const __m512i l =
         _mm512_maskz_mov_epi32((__mmask16)~s.bad, bf16_finite(_mm512_castps_si512(r1)));
+    s.p[1] = l;
+    if (want < 3) return s;
     const __m512 r2 = _mm512_sub_ps(r1, _mm512_castsi512_ps(_mm512_slli_epi32(l, 16)));
     const __m512i l2 =
         _mm512_maskz_mov_epi32((__mmask16)~s.bad, bf16_finite(_mm512_castps_si512(r2)));
-    s.p[0] = h;
-    s.p[1] = l;
     s.p[2] = l2;
     return s;
 }
@@ -93,8 +97,8 @@ static inline __mmask16 first_mask(size_t count)
 }
 
 /* rows of A read row-major (column stride 1) */
-static int split_rows(const float *a, size_t rsa, size_t rows, size_t k, uint16_t *part[3],
-                      size_t ld, uint8_t *bad)
+static int split_rows(const float *a, size_t rsa, size_t rows, size_t k, int want,
+                      uint16_t *part[3], size_t ld, uint8_t *bad)
 {
     __m512i any1 = _mm512_setzero_si512(), any2 = _mm512_setzero_si512();
     for (size_t i = 0; i < FASI_AMX_BLOCK; i++) {
@@ -102,24 +106,26 @@ static int split_rows(const float *a, size_t rsa, size_t rows, size_t k, uint16_
         for (size_t t = 0; t < ld; t += 16) {
             __m512 x = _mm512_setzero_ps();
             if (i < rows && t < k) x = _mm512_maskz_loadu_ps(first_mask(k - t), a + i * rsa + t);
-            const split16 s = split_vec(x);
+            const split16 s = split_vec(x, want);
             rowbad |= s.bad;
             any1 = _mm512_or_si512(any1, s.p[1]);
             any2 = _mm512_or_si512(any2, s.p[2]);
-            for (int p = 0; p < 3; p++)
-                _mm256_storeu_si256((__m256i *)(part[p] + i * ld + t),
-                                    _mm512_cvtepi32_epi16(s.p[p]));
+            const size_t at = (t / 32) * FASI_AMX_ASTEP + i * 32 + t % 32;
+            for (int p = 0; p < want; p++)
+                _mm256_storeu_si256((__m256i *)(part[p] + at), _mm512_cvtepi32_epi16(s.p[p]));
         }
         bad[i] = rowbad != 0;
     }
+    if (want < 3) any2 = _mm512_setzero_si512();
+    if (want < 2) any1 = _mm512_setzero_si512();
     return parts_in_use(any1, any2);
 }
 
-static int split_a(const float *a, size_t rsa, size_t csa, size_t rows, size_t k, uint16_t *part[3],
-                   size_t ld, uint8_t *bad, float *tmp)
+static int split_a(const float *a, size_t rsa, size_t csa, size_t rows, size_t k, int want,
+                   uint16_t *part[3], size_t ld, uint8_t *bad, float *tmp)
 {
-    if (csa == 1) return split_rows(a, rsa, rows, k, part, ld, bad);
-    if (rsa != 1) return fasi_amx_model_ops.split_a(a, rsa, csa, rows, k, part, ld, bad, tmp);
+    if (csa == 1) return split_rows(a, rsa, rows, k, want, part, ld, bad);
+    if (rsa != 1) return fasi_amx_model_ops.split_a(a, rsa, csa, rows, k, want, part, ld, bad, tmp);
     /* the transpose of a row-major matrix: 16 x 16 blocks into tmp (rows x ld), then rows */
     for (size_t i = 0; i < rows; i += 16) {
         const __mmask16 im = first_mask(rows - i);
@@ -133,7 +139,7 @@ static int split_a(const float *a, size_t rsa, size_t csa, size_t rows, size_t k
                 _mm512_storeu_ps(tmp + (i + q) * ld + t, r[q]);
         }
     }
-    return split_rows(tmp, ld, rows, k, part, ld, bad);
+    return split_rows(tmp, ld, rows, k, want, part, ld, bad);
 }
 
 static int split_b(const float *panel, size_t k, uint16_t *part[3], uint8_t *bad)
@@ -142,9 +148,9 @@ static int split_b(const float *panel, size_t k, uint16_t *part[3], uint8_t *bad
     const __m512i low = _mm512_set1_epi32(0xffff);
     for (size_t g = 0; g < (k + 15) / 16; g++) bad[g] = 0;
     for (size_t t = 0; t < k; t += 2) {
-        const split16 s0 = split_vec(_mm512_loadu_ps(panel + t * 16));
+        const split16 s0 = split_vec(_mm512_loadu_ps(panel + t * 16), 3);
         const split16 s1 =
-            split_vec(t + 1 < k ? _mm512_loadu_ps(panel + (t + 1) * 16) : _mm512_setzero_ps());
+            split_vec(t + 1 < k ? _mm512_loadu_ps(panel + (t + 1) * 16) : _mm512_setzero_ps(), 3);
         if (s0.bad | s1.bad) bad[t / 16] = 1;
         any1 = _mm512_or_si512(any1, _mm512_or_si512(s0.p[1], s1.p[1]));
         any2 = _mm512_or_si512(any2, _mm512_or_si512(s0.p[2], s1.p[2]));
@@ -177,7 +183,7 @@ static void end(void) { _tile_release(); }
 
 static void block(const fasi_amx_block *blk)
 {
-    const size_t sa = blk->lda * sizeof(uint16_t), a2 = 16 * blk->lda, b2 = blk->bpanel;
+    const size_t sa = 64, a2 = 16 * 32, b2 = blk->bpanel;
     const bool two_m = blk->mt == 2, two_n = blk->nt == 2;
     if (blk->first) {
         _tile_zero(0);
@@ -191,7 +197,7 @@ static void block(const fasi_amx_block *blk)
             for (int p = 0; p < blk->npass; p++) {
                 const int pa = blk->pass[p][0], pb = blk->pass[p][1];
                 if (pa != ca) {
-                    const uint16_t *a = blk->a[pa] + s * FASI_AMX_KSTEP;
+                    const uint16_t *a = blk->a[pa] + s * FASI_AMX_ASTEP;
                     _tile_loadd(4, a, sa);
                     _tile_loadd(5, a + a2, sa);
                     ca = pa;
@@ -214,7 +220,7 @@ static void block(const fasi_amx_block *blk)
             for (int p = 0; p < blk->npass; p++) {
                 const int pa = blk->pass[p][0], pb = blk->pass[p][1];
                 if (pa != ca) {
-                    const uint16_t *a = blk->a[pa] + s * FASI_AMX_KSTEP;
+                    const uint16_t *a = blk->a[pa] + s * FASI_AMX_ASTEP;
                     _tile_loadd(4, a, sa);
                     if (two_m) _tile_loadd(5, a + a2, sa);
                     ca = pa;
