@@ -14,6 +14,8 @@
 #   h. aarch64 cross build (cmake/toolchains/aarch64-linux-gnu.cmake: Debian's cross GCC, arm64
 #      OpenBLAS and cmocka through multiarch), serial, -Werror, whole unit suite under qemu-aarch64
 #      (NEON level against portable bit for bit, fas_simd_level() == "neon")
+#   i. BLIS instead of OpenBLAS (FAS_BLAS_VENDOR=FLAME): builds with -Werror, links BLIS, passes the
+#      unit suite with FAS_GEMM=blas
 # Every step runs even if an earlier one failed; the summary at the end gives each step's
 # status and time, and the exit status is non-zero if any step failed.
 #
@@ -282,6 +284,24 @@ step_aarch64()
     ctest --test-dir "$dir" -L unit --output-on-failure -j"$JOBS"
 }
 
+# ---- i. another BLAS under the BLAS engine ----------------------------------------------------------
+# BLIS (Debian's libblis-dev, FindBLAS vendor FLAME) instead of OpenBLAS: the library must build
+# against it (-Werror), really link it (fas_blas_info names it), and pass the unit suite with every
+# call on the BLAS engine.
+step_blis()
+{
+    local dir=$WORK/blis
+    dpkg-query -W -f='${Status}' libblis-dev 2>/dev/null | grep -q 'install ok installed' ||
+        apt-get install -y --no-install-recommends libblis-dev ||
+        { apt-get update && apt-get install -y --no-install-recommends libblis-dev; }
+    rm -rf "$dir"
+    cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DFAS_BLAS_VENDOR=FLAME -DFAS_WERROR=ON \
+        -DFAS_PYTHON_TESTS=OFF -DFAS_BUILD_EXAMPLES=OFF
+    cmake --build "$dir" -j"$JOBS"
+    "$dir/tests/test_engines" | grep -F 'fas_blas_info(): BLIS'
+    FAS_GEMM=blas ctest --test-dir "$dir" -L unit -LE engine --output-on-failure -j"$JOBS"
+}
+
 run_step a "ASan + UBSan build, unit tests" step_sanitizers
 run_step b "valgrind memcheck of the unit tests ($(basename "$BUILD"))" step_valgrind
 run_step c "install + consumers (C, C++; find_package, pkg-config)" step_consumer
@@ -290,6 +310,7 @@ run_step e "public header under clang (C11, C++11)" step_clang_header
 run_step f "fuzzing (fuzz/run.sh 15)" step_fuzz
 run_step g "formatting (clang-format --dry-run --Werror)" step_format
 run_step h "aarch64 cross build under qemu, unit tests" step_aarch64
+run_step i "BLIS (FAS_BLAS_VENDOR=FLAME), unit tests on the BLAS engine" step_blis
 
 printf '\n==============================================================================\n'
 printf '== summary (total %d s)\n' "$((SECONDS - T0))"

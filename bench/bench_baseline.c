@@ -15,6 +15,9 @@
  *
  * Both run heads split statically over OpenMP threads with cblas single-threaded, which is how
  * the library schedules its own work. */
+/* POSIX types: some cblas.h (BLIS) use pthread barriers, hidden by strict C11 otherwise. */
+#define _POSIX_C_SOURCE 200809L
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

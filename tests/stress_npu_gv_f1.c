@@ -1,5 +1,5 @@
-/* Opt-in (-DFAS_STRESS=ON, CTest label "stress"): GV-F1 (SEMANTICS.md §8) at the full torch_npu
- * shape [24, 16, 512, 64] in the NPU precision mode (shared/NPU_PRECISION.md), against the fp64
+/* Opt-in (-DFAS_STRESS=ON, CTest label "stress"): GV-F1 (docs/semantics.md §8) at the full
+ * torch_npu shape [24, 16, 512, 64] in the NPU precision mode (docs/precision.md), against the fp64
  * reference (FAS_IMPL_REFERENCE in FP32 mode) with torch_npu's own test rule: at most 0.6 % of the
  * elements may miss both an absolute and a relative bound, 0.006 for the context and 1e-3 for
  * softmax_output. Also the structure of GV-F1 in NPU mode: P == 0 exactly on the padded keys

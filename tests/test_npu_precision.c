@@ -1,4 +1,4 @@
-/* The NPU precision mode (fas_options.precision = FAS_PRECISION_NPU, shared/NPU_PRECISION.md)
+/* The NPU precision mode (fas_options.precision = FAS_PRECISION_NPU, docs/precision.md)
  * against an independent test-side model.
  *
  * What it proves
@@ -23,7 +23,7 @@
  *   writes no output byte; (f) NPU mode does not depend on thread count or implementation.
  * - (g) is tests/stress_npu_gv_f1.c: GV-F1 at full size within torch_npu's tolerance.
  *
- * Independence. tests/support/npu_model.c was written from NPU_PRECISION.md alone and shares no
+ * Independence. tests/support/npu_model.c was written from docs/precision.md alone and shares no
  * code with src/: it includes no library header, rounds to fp16 with its own code (checked
  * against the library's public converter, which is an independent implementation), and runs
  * plain scalar loops over one head in the formula order of the specification. The tests feed it
@@ -49,8 +49,8 @@
 
 /* ============================================================================================
  * (a) The row-max block reduction: the blocks that NEVER take part, for T = S/16 = 1 .. 32,
- * worked out by hand from the rule of NPU_PRECISION.md step 4 (halve the list of blocks, the
- * odd last entry of each level dropped; then block T-1 folded in when T is odd). The one entry
+ * worked out by hand from the rule of docs/precision.md §3 step 4 and §4 (halve the list of blocks,
+ * the odd last entry of each level dropped; then block T-1 folded in when T is odd). The one entry
  * left after the halvings covers 2^floor(log2 T) blocks, so T - 2^floor(log2 T) blocks are left
  * out, less one when T > 1 is odd (block T-1 comes back). Terminated by -1. Reusable: the library's
  * own reduction can be checked against the same table.
@@ -179,7 +179,7 @@ static void test_rowmax_values(void **state)
 }
 
 /* The row sums on hand-made rows whose result depends on the order of the additions; each
- * expected value is worked out in the comment from NPU_PRECISION.md and the readings of
+ * expected value is worked out in the comment from docs/precision.md and the readings of
  * npu_model.h. In fp32, 2^24 + 1 is a tie and rounds to 2^24 (even); in fp16, 2048 + 1 is a tie
  * and rounds to 2048. */
 static void test_row_sum_orders(void **state)
@@ -622,7 +622,7 @@ static uint16_t *random_dout(const attn_case *c, fast_rng *r)
  * The model on its own
  * ========================================================================================== */
 
-/* fp64 backward of one head (SEMANTICS.md §6) from the same fp16 inputs, for the self-check. */
+/* fp64 backward of one head (docs/semantics.md §6) from the same fp16 inputs (the self-check). */
 static void oracle_backward_head(int64_t s, int64_t d, const uint16_t *q, const uint16_t *k,
                                  const uint16_t *v, const uint16_t *dout, const uint16_t *probs,
                                  const uint8_t *keep, double scale, double keep_prob, double *dq,
@@ -1022,7 +1022,7 @@ static void print_comparison_line(const char *what, const comparison *cmp)
 
 /* The bounds can fail. The model with another legitimate fp32 order (16 interleaved lanes) and
  * an exp off by one ulp on half the elements stays within them; each deliberate modelling error,
- * one departure from NPU_PRECISION.md, falls outside on the CHALLENGES cases. Printed per variant:
+ * one departure from docs/precision.md, falls outside on the CHALLENGES cases. Printed per variant:
  * the bit-identical share and the worst distance (spacings at the row's largest value) for
  * softmax_output, attention_score, query_dx, key_dw, value_dw. The mutations and what they gave
  * (bit-identical share over the four cases):
@@ -1332,8 +1332,8 @@ static void check_overflow_run(const attn_case *c, int64_t key, fas_precision pr
 
 enum { KEY_LEFT_OUT = 5 * 16 + 7, KEY_TAKES_PART = 3 * 16 + 7 };
 
-/* The model alone: the overflow of NPU_PRECISION.md step 4 (Y = 16 - m >= 15 > ln 65504, so
- * E = h(e^Y) = +inf, and P = h(inf * R) = +inf with R = h(1 / Z) > 0 since Z ~ e^16 < 2^25). */
+/* The model alone: the overflow of docs/precision.md §3 step 4 and §4 (Y = 16 - m >= 15 > ln 65504,
+ * so E = h(e^Y) = +inf, and P = h(inf * R) = +inf with R = h(1 / Z) > 0 since Z ~ e^16 < 2^25). */
 static void test_overflow_model(void **state)
 {
     (void)state;

@@ -49,6 +49,17 @@ static int core_level(const char *core)
 /* x86-64 levels in capability order (the fasi_isa values are not one: api/dispatch.c) */
 static int x86_rank(int isa) { return isa == FASI_ISA_AVX512 ? 2 : isa == FASI_ISA_AVX2 ? 1 : 0; }
 
+/* How a user makes the BLAS take this CPU's kernels: the environment variable of its vendor. */
+static const char *fix_hint(const char *desc, fasi_isa cpu)
+{
+    const bool avx512 = cpu == FASI_ISA_AVX512;
+    if (strncmp(desc, "OpenBLAS", 8) == 0)
+        return avx512 ? "set OPENBLAS_CORETYPE=SkylakeX" : "set OPENBLAS_CORETYPE=Haswell";
+    if (strncmp(desc, "BLIS", 4) == 0)
+        return avx512 ? "set BLIS_ARCH_TYPE=skx" : "set BLIS_ARCH_TYPE=haswell";
+    return "make the BLAS choose the kernels of this CPU";
+}
+
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static char blas_info[512];
 static bool blas_below;
@@ -69,10 +80,7 @@ static void read_blas(void)
         snprintf(blas_info + len, sizeof blas_info - (size_t)len,
                  "; WARNING: these kernels are below this CPU's level (%s), so the BLAS engine "
                  "runs far below its speed; %s",
-                 fasi_isa_name(cpu),
-                 desc[0] == 'O' ? (cpu == FASI_ISA_AVX512 ? "set OPENBLAS_CORETYPE=SkylakeX"
-                                                          : "set OPENBLAS_CORETYPE=Haswell")
-                                : "make the BLAS choose the kernels of this CPU");
+                 fasi_isa_name(cpu), fix_hint(desc, cpu));
 }
 
 bool fasi_blas_below_cpu(void)

@@ -1,3 +1,6 @@
+/* POSIX types: some cblas.h (BLIS) use pthread barriers, hidden by strict C11 otherwise. */
+#define _POSIX_C_SOURCE 200809L
+
 #include "blas/blas.h"
 
 #include <pthread.h>

@@ -5,16 +5,17 @@
  * result depends only on the BLAS, its core and the shapes, never on the thread count.
  *
  * An addend (the fp16 mask) is loaded into c first and the BLAS accumulates onto it (beta 1).
- * alpha 0 (a scale that is 0 in fp32) goes through the thread's work block: a BLAS may skip its
- * product when alpha is 0, which would lose the NaN of a 0 * NaN score that the other engines
+ * alpha 0 (a scale that is 0 in fp32) goes row by row through the thread's work: a BLAS may skip
+ * its product when alpha is 0, which would lose the NaN of a 0 * NaN score that the other engines
  * keep. */
 #include "blas/blas.h"
 #include "engine/engine.h"
 
 static size_t work_bytes(size_t m, size_t n, size_t k)
 {
+    (void)m;
     (void)k;
-    return m * n * sizeof(float);
+    return n * sizeof(float); /* one row of products, for alpha 0 */
 }
 
 static void gemm(const fasi_kernels *kern, void *work, size_t m, size_t n, size_t k, float alpha,
@@ -35,13 +36,21 @@ static void gemm(const fasi_kernels *kern, void *work, size_t m, size_t n, size_
                    bp, ldb, onto_c ? 1.0f : 0.0f, c, (int64_t)ldc);
         return;
     }
+    /* alpha 0: row by row through one row of work, so that every product is formed */
     float *acc = work;
-    fasi_sgemm(a_trans, b->trans, (int64_t)m, (int64_t)n, (int64_t)k, 1.0f, a, (int64_t)lda, bp,
-               ldb, 0.0f, acc, (int64_t)n);
-    for (size_t i = 0; i < m; i++)
-        for (size_t j = 0; j < n; j++)
-            c[i * ldc + j] =
-                onto_c ? 0.0f * acc[i * n + j] + c[i * ldc + j] : 0.0f * acc[i * n + j];
+    for (size_t i = 0; i < m; i++) {
+        const float *ai = a_trans ? a + i : a + i * lda;
+        fasi_sgemm(a_trans, b->trans, 1, (int64_t)n, (int64_t)k, 1.0f, ai, (int64_t)lda, bp, ldb,
+                   0.0f, acc, (int64_t)n);
+        float *ci = c + i * ldc;
+        for (size_t j = 0; j < n; j++) ci[j] = onto_c ? 0.0f * acc[j] + ci[j] : 0.0f * acc[j];
+    }
 }
 
-const fasi_engine fasi_engine_blas = {FAS_GEMM_BLAS, "blas", 0, NULL, NULL, work_bytes, gemm};
+const fasi_engine fasi_engine_blas = {.id = FAS_GEMM_BLAS,
+                                      .name = "blas",
+                                      .panel = 0,
+                                      .work_bytes = work_bytes,
+                                      .call_begin = fasi_blas_enter,
+                                      .call_end = fasi_blas_leave,
+                                      .gemm = gemm};

@@ -18,4 +18,4 @@ static void gemm(const fasi_kernels *kern, void *work, size_t m, size_t n, size_
 }
 
 const fasi_engine fasi_engine_builtin = {
-    FAS_GEMM_BUILTIN, "builtin", FASI_PANEL, NULL, NULL, NULL, gemm};
+    .id = FAS_GEMM_BUILTIN, .name = "builtin", .panel = FASI_PANEL, .gemm = gemm};

@@ -50,14 +50,20 @@ typedef struct fasi_operand {
 typedef struct fasi_engine {
     fas_gemm id;
     const char *name; /* "builtin", "blas", "amx" */
-    /* Columns per panel of the fp32 packing (FASI_PANEL), or 0 for a plain matrix. */
+    /* Columns per panel of the fp32 packing: FASI_PANEL (kernels/gemm.h), or 0 for a plain
+     * matrix. */
     size_t panel;
     /* Bytes of the engine's own copy of a k x n operand; NULL when it reads f32 itself. */
     size_t (*own_bytes)(size_t k, size_t n);
     /* Fill b->own from b->f32 (after every packing of b); NULL when own_bytes is NULL. */
     void (*prepare)(const fasi_kernels *kern, fasi_operand *b);
-    /* Per-thread scratch (bytes, 64-byte aligned) for products of at most m x n x k; NULL: 0. */
+    /* Per-thread scratch (bytes) one m x n x k product needs; NULL: none. A pipeline reserves
+     * the largest of its products' needs. */
     size_t (*work_bytes)(size_t m, size_t n, size_t k);
+    /* Bracket one operator call, on its calling thread, around every thread's products; NULL:
+     * nothing to do. (The BLAS engine holds a BLAS with its own thread pool at one thread.) */
+    void (*call_begin)(void);
+    void (*call_end)(void);
     /* The product above. work: this thread's work_bytes scratch. t0 and j0 are multiples of 16
      * (j0 a multiple of the panel width when panels are used); t0 + k <= b->k, j0 + n <= b->n. */
     void (*gemm)(const fasi_kernels *kern, void *work, size_t m, size_t n, size_t k, float alpha,
@@ -85,6 +91,22 @@ static inline void fasi_operand_prepare(const fasi_engine *e, const fasi_kernels
                                         fasi_operand *b)
 {
     if (e->prepare) e->prepare(kern, b);
+}
+
+static inline void fasi_engine_begin(const fasi_engine *e)
+{
+    if (e->call_begin) e->call_begin();
+}
+
+static inline void fasi_engine_end(const fasi_engine *e)
+{
+    if (e->call_end) e->call_end();
+}
+
+/* e->work_bytes(m, n, k), 0 when the engine needs none. */
+static inline size_t fasi_engine_work(const fasi_engine *e, size_t m, size_t n, size_t k)
+{
+    return e->work_bytes ? e->work_bytes(m, n, k) : 0;
 }
 
 /* The fp16 addend block (m x n) as fp32 into c (row stride ldc): engines that cannot fuse the

@@ -2,8 +2,9 @@
  *
  * A task is (b, n, block of query rows); with bmm_score_transpose_a a task is a whole head,
  * because context = Pd^T . V sums over all query rows. Threads take chunks of up to one head's
- * tasks (kernels/parallel.h), and K and V of a head are unpacked to fp32 panels only when a
- * thread's task belongs to another head than its previous one.
+ * tasks (pipeline/parallel.h), and K and V of a head are packed for the matrix engine
+ * (engine/engine.h) only when a thread's task belongs to another head than its previous one.
+ * Every product goes through that engine; the pipeline never knows which one it is.
  *
  * Two variants share the tile helpers below:
  * - materialising (softmax_output requested, or transpose_a): the block's scores cover all Sk
@@ -17,13 +18,12 @@
 #include <math.h>
 #include <string.h>
 
-#include "blas/blas.h"
 #include "common/arena.h"
 #include "common/memory.h"
 #include "problem/problem.h"
 #include "common/status.h"
+#include "engine/engine.h"
 #include "kernels/exp_poly.h"
-#include "kernels/gemm.h"
 #include "pipeline/npu.h"
 #include "pipeline/pack.h"
 #include "pipeline/parallel.h"
@@ -34,18 +34,19 @@ enum {
 };
 
 typedef struct fwd_scratch {
-    float *q;      /* rows x d */
-    float *s;      /* rows x tile: scores, then probabilities */
-    uint8_t *keep; /* rows x tile */
-    float *vp;     /* sk x dv (transpose_a only) */
-    float *kpp;    /* K^T [d x sk] packed in panels of keys (kernels/gemm.h) */
-    float *vpp;    /* V [sk x dv] packed in panels of value columns */
-    float *c;      /* rows x dv (sk x dv with transpose_a) */
-    float *mrow;   /* tile: one mask row (NPU precision) */
-    float *m, *l;  /* rows: running max and sum (streaming) */
-    float *e32;    /* sk: the fp32 exps of one row (NPU precision) */
-    uint16_t *p16; /* 16 x sk: a strip of fp16 softmax_output before it is stored */
-    int64_t head;  /* head whose K, V are in kp, vp; -1 none */
+    float *q;           /* rows x d */
+    float *s;           /* rows x tile: scores, then probabilities */
+    uint8_t *keep;      /* rows x tile */
+    float *kf, *vf;     /* fp32 parts of the K^T [d x sk] and V [sk x dv] operands */
+    void *kown, *vown;  /* the engine's own copies, or NULL */
+    fasi_operand kt, v; /* K^T and V of the head in `head`, packed for the engine */
+    void *work;         /* the engine's per-thread scratch */
+    float *c;           /* rows x dv (sk x dv with transpose_a) */
+    float *mrow;        /* tile: one mask row (NPU precision) */
+    float *m, *l;       /* rows: running max and sum (streaming) */
+    float *e32;         /* sk: the fp32 exps of one row (NPU precision) */
+    uint16_t *p16;      /* 16 x sk: a strip of fp16 softmax_output before it is stored */
+    int64_t head;       /* head whose K, V are in kt, v; -1 none */
 } fwd_scratch;
 
 typedef struct fwd_ctx {
@@ -58,19 +59,15 @@ typedef struct fwd_ctx {
     const fasi_npu_plan *npu; /* NPU precision mode; NULL for fp32 */
 } fwd_ctx;
 
-/* K and V of head (b, n) packed for the gemm entry straight from their tensors: K^T in panels
- * of 16 keys (the right operand of Q . K^T), V in panels of 16 value columns; with
- * transpose_a, V row-major instead (the BLAS product Pd^T . V). */
+/* K and V of head (b, n) packed for the engine straight from their tensors: K^T, the right
+ * operand of Q . K^T, and V, the right operand of Pd . V (and of Pd^T . V with transpose_a). */
 static void load_head_panels(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int64_t n)
 {
     const int64_t head = b * p->core.n + n;
     if (w->head == head) return;
-    fasi_pack_head(p->core.kern, &p->k, b, n, true, w->kpp);
-    if (p->transpose_a)
-        fasi_heads_load_f32(p->core.kern, &p->v, b, n, 0, p->core.sk, 0, p->core.dv, w->vp,
-                            p->core.dv);
-    else
-        fasi_pack_head(p->core.kern, &p->v, b, n, false, w->vpp);
+    const fasi_engine *e = p->core.engine;
+    fasi_pack_head(e, p->core.kern, &p->k, b, n, true, w->kf, w->kown, &w->kt);
+    fasi_pack_head(e, p->core.kern, &p->v, b, n, false, w->vf, w->vown, &w->v);
     w->head = head;
 }
 
@@ -79,10 +76,9 @@ static void load_head_panels(const fasi_fwd_problem *p, fwd_scratch *w, int64_t 
 static void qk_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t nr, int64_t j0, int64_t nt,
                     float alpha, bool accumulate)
 {
-    const int64_t d = p->core.d;
-    p->core.kern->gemm((size_t)nr, (size_t)nt, (size_t)d, alpha, w->q, (size_t)d, 1,
-                       w->kpp + j0 / FASI_PANEL * FASI_PANEL * d, (size_t)(d * FASI_PANEL), w->s,
-                       (size_t)nt, accumulate);
+    const size_t d = (size_t)p->core.d;
+    p->core.engine->gemm(p->core.kern, w->work, (size_t)nr, (size_t)nt, d, alpha, w->q, d, 1,
+                         &w->kt, 0, (size_t)j0, w->s, (size_t)nt, accumulate, NULL);
 }
 
 /* w->c (rows x dv) = (accumulate ? w->c : 0) + Pd . V over keys j0 .. j0+nt-1 (Pd in w->s, row
@@ -90,10 +86,9 @@ static void qk_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t nr, int64
 static void pv_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t nr, int64_t j0, int64_t nt,
                     bool accumulate)
 {
-    const int64_t dv = p->core.dv;
-    p->core.kern->gemm((size_t)nr, (size_t)dv, (size_t)nt, 1.0f, w->s, (size_t)nt, 1,
-                       w->vpp + j0 * FASI_PANEL, (size_t)(p->core.sk * FASI_PANEL), w->c,
-                       (size_t)dv, accumulate);
+    const size_t dv = (size_t)p->core.dv;
+    p->core.engine->gemm(p->core.kern, w->work, (size_t)nr, dv, (size_t)nt, 1.0f, w->s, (size_t)nt,
+                         1, &w->v, (size_t)j0, 0, w->c, dv, accumulate, NULL);
 }
 
 /* w->s[r][t] = scale * Q[i0+r] . K[j0+t] + mask for r < nr, t < nt (row stride nt); w->q must
@@ -112,7 +107,7 @@ static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int
     }
     const int64_t mmat = fasi_mask_matrix(mk, b, n);
     if (mk->mat.dtype == FAS_DTYPE_FLOAT16) {
-        const int64_t d = p->core.d;
+        const size_t d = (size_t)p->core.d;
         const fasi_addend add = {(const uint16_t *)mk->mat.data + mmat * mk->mat.mat_elems,
                                  mk->mat.nz,
                                  mk->mask_rows == 1,
@@ -120,9 +115,8 @@ static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int
                                  (size_t)mk->mat.m1,
                                  mk->mask_rows == 1 ? 0 : (size_t)i0,
                                  (size_t)j0};
-        p->core.kern->gemm_add((size_t)nr, (size_t)nt, (size_t)d, alpha, w->q, (size_t)d, 1,
-                               w->kpp + j0 / FASI_PANEL * FASI_PANEL * d, (size_t)(d * FASI_PANEL),
-                               w->s, (size_t)nt, &add);
+        p->core.engine->gemm(p->core.kern, w->work, (size_t)nr, (size_t)nt, d, alpha, w->q, d, 1,
+                             &w->kt, 0, (size_t)j0, w->s, (size_t)nt, false, &add);
         return;
     }
     if (mk->mask_rows == 1) {
@@ -184,8 +178,7 @@ static void npu_softmax_block(const fasi_fwd_problem *p, const fasi_npu_plan *np
                               int64_t b, int64_t n, int64_t i0, int64_t nr)
 {
     const fasi_kernels *k = p->core.kern;
-    const int64_t sk = p->core.sk, d = p->core.d;
-    (void)d;
+    const int64_t sk = p->core.sk;
     qk_tile(p, w, nr, 0, sk, 1.0f, false);
     const int64_t mmat = p->mask.present ? fasi_mask_matrix(&p->mask, b, n) : 0;
     for (int64_t r = 0; r < nr; r++) {
@@ -302,9 +295,9 @@ static void forward_task(void *vctx, int thread, int64_t task)
             int64_t i0 = blk * ctx->rows;
             int64_t nr = p->core.sq - i0 < ctx->rows ? p->core.sq - i0 : ctx->rows;
             probs_block(p, ctx->npu, w, b, n, i0, nr);
-            fasi_sgemm(true, false, p->core.sk, p->core.dv, nr, 1.0f, w->s, p->core.sk,
-                       w->vp + i0 * p->core.dv, p->core.dv, blk == 0 ? 0.0f : 1.0f, w->c,
-                       p->core.dv);
+            p->core.engine->gemm(p->core.kern, w->work, (size_t)p->core.sk, (size_t)p->core.dv,
+                                 (size_t)nr, 1.0f, w->s, 1, (size_t)p->core.sk, &w->v, (size_t)i0,
+                                 0, w->c, (size_t)p->core.dv, blk != 0, NULL);
         }
         fasi_heads_store_f32(p->core.kern, &p->out, b, n, 0, p->core.sk, 0, p->core.dv, w->c,
                              p->core.dv);
@@ -325,20 +318,35 @@ static void forward_task(void *vctx, int thread, int64_t task)
     fasi_heads_store_f32(p->core.kern, &p->out, b, n, i0, nr, 0, p->core.dv, w->c, p->core.dv);
 }
 
+/* The largest per-thread work the engine needs for this call's products. */
+static size_t engine_work(const fwd_ctx *ctx)
+{
+    const fasi_fwd_problem *p = ctx->p;
+    const fasi_engine *e = p->core.engine;
+    const size_t rows = (size_t)ctx->rows, tile = (size_t)ctx->tile, sk = (size_t)p->core.sk,
+                 d = (size_t)p->core.d, dv = (size_t)p->core.dv;
+    size_t w = fasi_engine_work(e, rows, tile, d);  /* scores */
+    size_t x = fasi_engine_work(e, rows, dv, tile); /* Pd . V */
+    if (x > w) w = x;
+    x = p->transpose_a ? fasi_engine_work(e, sk, dv, rows) : 0; /* Pd^T . V */
+    return x > w ? x : w;
+}
+
 /* One thread's scratch, taken from arena a (common/arena.h; docs/design.md §8). */
 static void carve_scratch(const fwd_ctx *ctx, fasi_arena *a, fwd_scratch *w)
 {
     const fasi_fwd_problem *p = ctx->p;
+    const fasi_engine *e = p->core.engine;
     const int64_t rows = ctx->rows, tile = ctx->tile, sk = p->core.sk;
+    const size_t d = (size_t)p->core.d, dv = (size_t)p->core.dv;
     w->q = fasi_arena_take(a, rows * p->core.d, sizeof(float));
     w->s = fasi_arena_take(a, rows * tile, sizeof(float));
     w->keep = fasi_arena_take(a, rows * tile, 1);
-    w->vp = fasi_arena_take(a, p->transpose_a ? sk * p->core.dv : 0, sizeof(float));
-    w->kpp = fasi_arena_take(a, (int64_t)fasi_packed_floats((size_t)p->core.d, (size_t)sk),
-                             sizeof(float));
-    w->vpp = fasi_arena_take(
-        a, p->transpose_a ? 0 : (int64_t)fasi_packed_floats((size_t)sk, (size_t)p->core.dv),
-        sizeof(float));
+    w->kf = fasi_arena_take(a, (int64_t)fasi_operand_floats(e, d, (size_t)sk), sizeof(float));
+    w->vf = fasi_arena_take(a, (int64_t)fasi_operand_floats(e, (size_t)sk, dv), sizeof(float));
+    w->kown = e->own_bytes ? fasi_arena_take(a, (int64_t)e->own_bytes(d, (size_t)sk), 1) : NULL;
+    w->vown = e->own_bytes ? fasi_arena_take(a, (int64_t)e->own_bytes((size_t)sk, dv), 1) : NULL;
+    w->work = fasi_arena_take(a, (int64_t)engine_work(ctx), 1);
     w->c = fasi_arena_take(a, (p->transpose_a ? sk : rows) * p->core.dv, sizeof(float));
     w->m = fasi_arena_take(a, rows, sizeof(float));
     w->l = fasi_arena_take(a, rows, sizeof(float));
@@ -371,7 +379,6 @@ static int64_t block_rows(const fasi_fwd_problem *p, bool streaming)
 
 fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
 {
-    fasi_blas_enter(); /* interim: replaced by the engine seam */
     fwd_ctx ctx;
     ctx.p = p;
     /* the NPU's softmax needs whole rows (its row maximum and sum): always materialising */
@@ -388,10 +395,7 @@ fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
     ctx.npu = NULL;
     if (p->core.npu) {
         fas_status st = fasi_npu_plan_init(&plan, p->core.sk, p->core.scale, p->core.keep_prob);
-        if (st != FAS_OK) {
-            fasi_blas_leave();
-            return st;
-        }
+        if (st != FAS_OK) return st;
         ctx.npu = &plan;
     }
 
@@ -404,7 +408,6 @@ fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
         fasi_free(mem);
         fasi_free(scratch);
         if (ctx.npu) fasi_npu_plan_free(&plan);
-        fasi_blas_leave();
         return fasi_fail(FAS_ERR_NO_MEMORY,
                          "scratch of %d thread(s) for Sk = %lld could not be allocated", threads,
                          (long long)p->core.sk);
@@ -414,7 +417,9 @@ fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
         carve_scratch(&ctx, &a, &scratch[t]);
     }
     ctx.scratch = scratch;
+    fasi_engine_begin(p->core.engine);
     fasi_parallel_for(threads, ntasks, grain, forward_task, &ctx);
+    fasi_engine_end(p->core.engine);
 
     fasi_mat_zero_padding(&p->out.mat);
     if (p->has_probs) fasi_mat_zero_padding(&p->probs);
@@ -422,6 +427,5 @@ fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
     fasi_free(mem);
     fasi_free(scratch);
     if (ctx.npu) fasi_npu_plan_free(&plan);
-    fasi_blas_leave();
     return FAS_OK;
 }

@@ -1,5 +1,5 @@
 /* Test-side model of the NPU precision profile: see npu_model.h. Every step cites its number in
- * shared/NPU_PRECISION.md. Plain scalar code; fp32 arithmetic must not be contracted into FMAs or
+ * docs/precision.md. Plain scalar code; fp32 arithmetic must not be contracted into FMAs or
  * reassociated (the test targets build with -ffp-contract=off and never -ffast-math). */
 #include "npu_model.h"
 

@@ -1,4 +1,4 @@
-/* Test-side model of the NPU precision profile (shared/NPU_PRECISION.md), written from that
+/* Test-side model of the NPU precision profile (docs/precision.md), written from that
  * specification alone: plain scalar loops over one head (b, n) at a time, on dense row-major
  * arrays of fp16 bit patterns. It shares no code with src/ (it includes no library header and
  * has its own fp16 rounding), so that the tests can hold the library's NPU mode against it.
@@ -23,7 +23,7 @@
  *     a NaN logit reaches the row sum through exp(NaN - m) = NaN, so its row is NaN either way.
  *   - A row whose logits are all -inf gives m = -inf and Y = -inf - (-inf) = NaN: the row of P
  *     and of the context is NaN, as the formulas say (the library's fp32 mode writes zeros there;
- *     NPU_PRECISION.md does not carry that policy over).
+ *     docs/precision.md does not carry that policy over).
  *   - exp is the C library's expf. The library under test may use another exp that differs by
  *     up to 1 ulp in fp32 before the rounding to fp16; the tests bound the effect.
  */
@@ -75,7 +75,7 @@ enum npu_cube_order {
                               * another legitimate fp32 order, standing in for a SIMD kernel */
 };
 
-/* Deliberate modelling errors. Each is one departure from NPU_PRECISION.md. */
+/* Deliberate modelling errors. Each is one departure from docs/precision.md. */
 enum npu_mutation {
     NPU_MUT_TRUE_MAX = 1u << 0,        /* step 4: the max over every block */
     NPU_MUT_NO_H_SCORE = 1u << 1,      /* step 1: the score A kept in fp32 (no h) */
