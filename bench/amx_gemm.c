@@ -1,11 +1,10 @@
 /* amx_gemm: the AMX engine's product against the builtin engine's on the pipelines' shapes, one
  * thread (docs/design.md §6, docs/precision.md "The AMX engine"). Not a test: it prints, per
  * shape and engine (the AMX engine at each split), GFLOP/s (2mnk / best time of the repeats,
- * the B operand prepared beforehand, the A split inside the product as in the pipelines), the
- * prepare time of B, and the error against an fp64 product: max |err| / max |ref| and the
- * largest |err| / (2^-12 max|ref| + 2^-9 |ref|) (the accuracy contract's ratio, docs/semantics.md
- * §2; <= 1 meets it).
- *   build/bench/amx_gemm [repeats]       (default 200) */
+ * "auto" the engine's own choice; the B operand prepared beforehand, the A split inside the product
+ * as in the pipelines), the prepare time of B, and the error against an fp64 product: max |err| /
+ * max |ref| and the largest |err| / (2^-12 max|ref| + 2^-9 |ref|) (the accuracy contract's ratio,
+ * docs/semantics.md §2; <= 1 meets it). build/bench/amx_gemm [repeats]       (default 200) */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -104,7 +103,7 @@ int main(int argc, char **argv)
             }
         fasi_pack_panels(bm, n, k, n, 0, bp);
         fasi_operand b = {bp, 0, false, own, k, n};
-        for (int e = 0; e < 4; e++) {
+        for (int e = 0; e < 5; e++) {
             if (e > 0 && !amx) break;
             double prep = 0.0;
             if (e > 0) {
@@ -119,8 +118,9 @@ int main(int argc, char **argv)
                     fasi_engine_builtin.gemm(kern, work, m, n, k, alpha, a, rsa, csa, &b, 0, 0, c,
                                              n, false, sh->mask ? &add : NULL);
                 else
-                    fasi_amx_gemm_with(tiles, e, kern, work, m, n, k, alpha, a, rsa, csa, &b, 0, 0,
-                                       c, n, false, sh->mask ? &add : NULL);
+                    fasi_amx_gemm_with(tiles, e == 4 ? FASI_AMX_SPLIT_AUTO : e, kern, work, m, n, k,
+                                       alpha, a, rsa, csa, &b, 0, 0, c, n, false,
+                                       sh->mask ? &add : NULL);
                 t = now() - t;
                 if (t < best) best = t;
             }
@@ -133,7 +133,11 @@ int main(int argc, char **argv)
             }
             char label[32], engine[16];
             snprintf(label, sizeof label, "%zux%zux%zu", m, n, k);
-            snprintf(engine, sizeof engine, e == 0 ? "builtin" : "amx split%d", e);
+            snprintf(engine, sizeof engine,
+                     e == 0   ? "builtin"
+                     : e == 4 ? "amx auto"
+                              : "amx split%d",
+                     e);
             printf("%-22s %-10s %9.1f %11.1f %12.2e %12.2e   %s\n", label, engine,
                    2.0 * (double)(m * n * k) / best * 1e-9, prep * 1e6, maxerr / refmax, ratio,
                    e == 0 ? sh->name : "");

@@ -123,9 +123,11 @@ static float special(fast_rng *r)
  * dropped passes plus fp32 accumulation of 2k products per pass (generous). */
 static double split_bound(int split, bool fp32, size_t k)
 {
-    const double drop = split == 1   ? 0x1p-7
-                        : split == 2 ? (fp32 ? 0x1p-15 : 0x1p-17)
-                                     : (fp32 ? 0x1p-21 : 0.0);
+    double drop = fp32 ? 0x1p-21 : 0.0; /* split 3 */
+    if (split == 1) drop = 0x1p-7;
+    /* |lo| <= 2^-8 |x|, |x - hi - lo| <= 2^-16 |x| */
+    if (split == 2) drop = fp32 ? 0x1p-14 : 0x1p-16;
+    if (split == FASI_AMX_SPLIT_AUTO) drop = fp32 ? 0x1p-14 : 0.0; /* 3 for fp16 data, else 2 */
     return drop + 6.0 * (double)(k + 2) * 0x1p-24;
 }
 
@@ -268,7 +270,7 @@ static void check_products(const fasi_amx_ops *ops, const char *seed_name, int r
     int misses = 0;
     for (int rep = 0; rep < reps; rep++) {
         gemm_case g = random_case(&r, 70, 70, 100);
-        const int split = 1 + rep % 3;
+        const int split = rep % 4; /* FASI_AMX_SPLIT_AUTO, 1, 2, 3 */
         if (!run_case(&g, ops, split, &r, "random")) misses++;
     }
     /* the forward's and the backward's shapes (scores with a mask, P.V, dV, dQ) */

@@ -168,12 +168,14 @@ void fasi_amx_gemm_with(const fasi_amx_ops *ops, int split, const fasi_kernels *
     ops->begin();
     for (size_t i0 = 0; i0 < m; i0 += FASI_AMX_BLOCK) {
         const size_t rows = m - i0 < FASI_AMX_BLOCK ? m - i0 : FASI_AMX_BLOCK;
-        const int want = split < FASI_AMX_PARTS ? split : FASI_AMX_PARTS;
+        const int want = split == FASI_AMX_SPLIT_AUTO ? 2 : split; /* auto reads hi and lo only */
         const int na = ops->split_a(a + i0 * rsa, rsa, csa, rows, k, want, apart, ld, rowbad, tmp);
+        /* auto: every product exact when both operands are fp16-exact, else hi.lo + lo.hi */
+        const int eff = split != FASI_AMX_SPLIT_AUTO ? split : (na <= 2 && h->parts <= 2 ? 3 : 2);
         bool any_rowbad = false;
         for (size_t i = 0; i < rows; i++) any_rowbad |= rowbad[i] != 0;
         fasi_amx_block blk;
-        blk.npass = passes(split, na, h->parts, blk.pass);
+        blk.npass = passes(eff, na, h->parts, blk.pass);
         blk.mt = rows > 16 ? 2 : 1;
         blk.acc = acc;
         for (size_t jb = 0; jb < n; jb += FASI_AMX_BLOCK) {
@@ -251,5 +253,10 @@ static void gemm(const fasi_kernels *kern, void *work, size_t m, size_t n, size_
                        j0, c, ldc, accumulate, add);
 }
 
-const fasi_engine fasi_engine_amx = {
-    FAS_GEMM_AMX, "amx", FASI_PANEL, fasi_amx_own_bytes, prepare, fasi_amx_work_bytes, gemm};
+const fasi_engine fasi_engine_amx = {.id = FAS_GEMM_AMX,
+                                     .name = "amx",
+                                     .panel = FASI_PANEL,
+                                     .own_bytes = fasi_amx_own_bytes,
+                                     .prepare = prepare,
+                                     .work_bytes = fasi_amx_work_bytes,
+                                     .gemm = gemm};

@@ -59,12 +59,13 @@ typedef struct fasi_amx_block {
 
 typedef struct fasi_amx_ops {
     const char *name; /* "tiles", "model" */
-    /* Rows 0 .. rows-1 (rows <= 32) of A(i, t) = a[i*rsa + t*csa], t < k, split into the first
-     * `want` parts (1 to 3; the others are not written): part p, row i, column t at
+    /* Rows 0 .. rows-1 (rows <= 32) of A(i, t) = a[i*rsa + t*csa], t < k, split; the first
+     * `want` parts (1 to 3) are written, the others only looked at: part p, row i, column t at
      * part[p][(t/32)*FASI_AMX_ASTEP + i*32 + t%32], for t < ld (a multiple of 32, >= k); columns
      * k .. ld-1 and rows rows .. 31 are zero. bad[i] = 1 when row i holds an infinity or NaN,
-     * else 0 (32 entries). tmp: 32 * ld floats of scratch. Returns the parts in use: 1 + the
-     * index of the last part written with a nonzero element (1 when every part is zero). */
+     * else 0 (32 entries). tmp: 32 * ld floats of scratch. Returns the parts in use, written or
+     * not: 1 + the index of the last part with a nonzero element (1 when every part is zero; at
+     * most 2 for fp16-exact values). */
     int (*split_a)(const float *a, size_t rsa, size_t csa, size_t rows, size_t k, int want,
                    uint16_t *part[3], size_t ld, uint8_t *bad, float *tmp);
     /* One 16-column fp32 panel (k rows of 16 floats) into VNNI pair rows: part p, row t, column c

@@ -63,8 +63,8 @@ static int split_a(const float *a, size_t rsa, size_t csa, size_t rows, size_t k
             if (i < rows && t < k) finite &= fasi_amx_split1(a[i * rsa + t * csa], s);
             for (int p = 0; p < want; p++)
                 part[p][(t / 32) * FASI_AMX_ASTEP + i * 32 + t % 32] = s[p];
-            any1 |= want > 1 ? s[1] & 0x7fffu : 0;
-            any2 |= want > 2 ? s[2] & 0x7fffu : 0;
+            any1 |= s[1] & 0x7fffu;
+            any2 |= s[2] & 0x7fffu;
         }
         bad[i] = !finite;
     }

@@ -31,8 +31,7 @@ typedef struct split16 {
     __mmask16 bad;
 } split16;
 
-/* the first `want` parts (the others zero) */
-static inline split16 split_vec(__m512 x, int want)
+static inline split16 split_vec(__m512 x)
 {
     split16 s;
     const __m512i u = _mm512_castps_si512(x);
@@ -44,13 +43,10 @@ static inline split16 split_vec(__m512 x, int want)
     h = _mm512_mask_mov_epi32(h, s.bad, _mm512_srli_epi32(u, 16));
     h = _mm512_mask_or_epi32(h, nan, h, _mm512_set1_epi32(0x40));
     s.p[0] = h;
-    s.p[1] = s.p[2] = _mm512_setzero_si512();
-    if (want < 2) return s;
     const __m512 r1 = _mm512_sub_ps(x, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
     const __m512i l =
         _mm512_maskz_mov_epi32((__mmask16)~s.bad, bf16_finite(_mm512_castps_si512(r1)));
     s.p[1] = l;
-    if (want < 3) return s;
     const __m512 r2 = _mm512_sub_ps(r1, _mm512_castsi512_ps(_mm512_slli_epi32(l, 16)));
     const __m512i l2 =
         _mm512_maskz_mov_epi32((__mmask16)~s.bad, bf16_finite(_mm512_castps_si512(r2)));
@@ -106,7 +102,7 @@ static int split_rows(const float *a, size_t rsa, size_t rows, size_t k, int wan
         for (size_t t = 0; t < ld; t += 16) {
             __m512 x = _mm512_setzero_ps();
             if (i < rows && t < k) x = _mm512_maskz_loadu_ps(first_mask(k - t), a + i * rsa + t);
-            const split16 s = split_vec(x, want);
+            const split16 s = split_vec(x);
             rowbad |= s.bad;
             any1 = _mm512_or_si512(any1, s.p[1]);
             any2 = _mm512_or_si512(any2, s.p[2]);
@@ -116,8 +112,6 @@ static int split_rows(const float *a, size_t rsa, size_t rows, size_t k, int wan
         }
         bad[i] = rowbad != 0;
     }
-    if (want < 3) any2 = _mm512_setzero_si512();
-    if (want < 2) any1 = _mm512_setzero_si512();
     return parts_in_use(any1, any2);
 }
 
@@ -148,9 +142,9 @@ static int split_b(const float *panel, size_t k, uint16_t *part[3], uint8_t *bad
     const __m512i low = _mm512_set1_epi32(0xffff);
     for (size_t g = 0; g < (k + 15) / 16; g++) bad[g] = 0;
     for (size_t t = 0; t < k; t += 2) {
-        const split16 s0 = split_vec(_mm512_loadu_ps(panel + t * 16), 3);
+        const split16 s0 = split_vec(_mm512_loadu_ps(panel + t * 16));
         const split16 s1 =
-            split_vec(t + 1 < k ? _mm512_loadu_ps(panel + (t + 1) * 16) : _mm512_setzero_ps(), 3);
+            split_vec(t + 1 < k ? _mm512_loadu_ps(panel + (t + 1) * 16) : _mm512_setzero_ps());
         if (s0.bad | s1.bad) bad[t / 16] = 1;
         any1 = _mm512_or_si512(any1, _mm512_or_si512(s0.p[1], s1.p[1]));
         any2 = _mm512_or_si512(any2, _mm512_or_si512(s0.p[2], s1.p[2]));
