@@ -15,15 +15,16 @@
 
 /* ---- the split, 16 values at a time: each part's bf16 in the low half of a 32-bit lane ---- */
 
-static inline __m512i bf16_finite(__m512i u)
+/* Each part is kept as the fp32 value of its bf16 (the bf16 in the upper 16 bits of a lane,
+ * the lower 16 zero), so it is used as a float without a shift and two vectors of parts narrow
+ * to 32 bf16 with one permute. */
+
+/* x rounded to bf16, to nearest even (u + 0x7fff + the lowest kept bit, low half cleared) */
+static inline __m512i round_hi(__m512i u)
 {
-    const __m512i r = _mm512_srli_epi32(
-        _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)),
-                         _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))),
-        16);
-    const __mmask16 ovf = _mm512_cmpeq_epi32_mask(_mm512_and_si512(r, _mm512_set1_epi32(0x7f80)),
-                                                  _mm512_set1_epi32(0x7f80));
-    return _mm512_mask_mov_epi32(r, ovf, _mm512_srli_epi32(u, 16));
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    return _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb),
+                            _mm512_set1_epi32((int)0xffff0000u));
 }
 
 typedef struct split16 {
@@ -39,26 +40,35 @@ static inline split16 split_vec(__m512 x)
     s.bad = _mm512_cmpeq_epi32_mask(_mm512_and_si512(u, expo), expo);
     const __mmask16 nan =
         _mm512_mask_test_epi32_mask(s.bad, u, _mm512_set1_epi32(0x7fffff)); /* NaN: quiet */
-    __m512i h = bf16_finite(u);
-    h = _mm512_mask_mov_epi32(h, s.bad, _mm512_srli_epi32(u, 16));
-    h = _mm512_mask_or_epi32(h, nan, h, _mm512_set1_epi32(0x40));
+    __m512i h = round_hi(u);
+    /* infinity, NaN and a rounding that overflows: x's own upper half (toward zero) */
+    const __mmask16 keep = s.bad | _mm512_cmpeq_epi32_mask(_mm512_and_si512(h, expo), expo);
+    h = _mm512_mask_and_epi32(h, keep, u, _mm512_set1_epi32((int)0xffff0000u));
+    h = _mm512_mask_or_epi32(h, nan, h, _mm512_set1_epi32(0x400000));
     s.p[0] = h;
-    const __m512 r1 = _mm512_sub_ps(x, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
-    const __m512i l =
-        _mm512_maskz_mov_epi32((__mmask16)~s.bad, bf16_finite(_mm512_castps_si512(r1)));
+    /* x - hi and its remainder are far from overflow: no check there */
+    const __m512 r1 = _mm512_sub_ps(x, _mm512_castsi512_ps(h));
+    const __m512i l = _mm512_maskz_mov_epi32((__mmask16)~s.bad, round_hi(_mm512_castps_si512(r1)));
     s.p[1] = l;
-    const __m512 r2 = _mm512_sub_ps(r1, _mm512_castsi512_ps(_mm512_slli_epi32(l, 16)));
-    const __m512i l2 =
-        _mm512_maskz_mov_epi32((__mmask16)~s.bad, bf16_finite(_mm512_castps_si512(r2)));
-    s.p[2] = l2;
+    const __m512 r2 = _mm512_sub_ps(r1, _mm512_castsi512_ps(l));
+    s.p[2] = _mm512_maskz_mov_epi32((__mmask16)~s.bad, round_hi(_mm512_castps_si512(r2)));
     return s;
 }
 
 static int parts_in_use(__m512i any1, __m512i any2)
 {
-    const __m512i mag = _mm512_set1_epi32(0x7fff);
+    const __m512i mag = _mm512_set1_epi32(0x7fff0000);
     if (_mm512_test_epi32_mask(any2, mag)) return 3;
     return _mm512_test_epi32_mask(any1, mag) ? 2 : 1;
+}
+
+/* the bf16 (upper halves) of x's 16 lanes, then of y's */
+static inline __m512i narrow2(__m512i x, __m512i y)
+{
+    const __m512i odd =
+        _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27,
+                         25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    return _mm512_permutex2var_epi16(x, odd, y);
 }
 
 /* rows of 16 floats, 16 x 16, transposed in place */
@@ -92,23 +102,30 @@ static inline __mmask16 first_mask(size_t count)
     return count >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << count) - 1u);
 }
 
-/* rows of A read row-major (column stride 1) */
+/* rows of A read row-major (column stride 1), one k step (32 columns) at a time */
 static int split_rows(const float *a, size_t rsa, size_t rows, size_t k, int want,
                       uint16_t *part[3], size_t ld, uint8_t *bad)
 {
     __m512i any1 = _mm512_setzero_si512(), any2 = _mm512_setzero_si512();
     for (size_t i = 0; i < FASI_AMX_BLOCK; i++) {
         __mmask16 rowbad = 0;
-        for (size_t t = 0; t < ld; t += 16) {
-            __m512 x = _mm512_setzero_ps();
-            if (i < rows && t < k) x = _mm512_maskz_loadu_ps(first_mask(k - t), a + i * rsa + t);
-            const split16 s = split_vec(x);
-            rowbad |= s.bad;
-            any1 = _mm512_or_si512(any1, s.p[1]);
-            any2 = _mm512_or_si512(any2, s.p[2]);
-            const size_t at = (t / 32) * FASI_AMX_ASTEP + i * 32 + t % 32;
-            for (int p = 0; p < want; p++)
-                _mm256_storeu_si256((__m256i *)(part[p] + at), _mm512_cvtepi32_epi16(s.p[p]));
+        for (size_t t = 0; t < ld; t += 32) {
+            __m512 x0 = _mm512_setzero_ps(), x1 = _mm512_setzero_ps();
+            if (i < rows && t < k) {
+                x0 = _mm512_maskz_loadu_ps(first_mask(k - t), a + i * rsa + t);
+                if (t + 16 < k)
+                    x1 = _mm512_maskz_loadu_ps(first_mask(k - t - 16), a + i * rsa + t + 16);
+            }
+            const split16 s0 = split_vec(x0), s1 = split_vec(x1);
+            rowbad |= s0.bad | s1.bad;
+            any1 = _mm512_ternarylogic_epi32(any1, s0.p[1], s1.p[1], 0xfe);
+            any2 = _mm512_ternarylogic_epi32(any2, s0.p[2], s1.p[2], 0xfe);
+            uint16_t *at = NULL;
+            const size_t off = (t / 32) * FASI_AMX_ASTEP + i * 32;
+            for (int p = 0; p < want; p++) {
+                at = part[p] + off;
+                _mm512_storeu_si512((void *)at, narrow2(s0.p[p], s1.p[p]));
+            }
         }
         bad[i] = rowbad != 0;
     }
@@ -139,7 +156,6 @@ static int split_a(const float *a, size_t rsa, size_t csa, size_t rows, size_t k
 static int split_b(const float *panel, size_t k, uint16_t *part[3], uint8_t *bad)
 {
     __m512i any1 = _mm512_setzero_si512(), any2 = _mm512_setzero_si512();
-    const __m512i low = _mm512_set1_epi32(0xffff);
     for (size_t g = 0; g < (k + 15) / 16; g++) bad[g] = 0;
     for (size_t t = 0; t < k; t += 2) {
         const split16 s0 = split_vec(_mm512_loadu_ps(panel + t * 16));
@@ -149,9 +165,8 @@ static int split_b(const float *panel, size_t k, uint16_t *part[3], uint8_t *bad
         any1 = _mm512_or_si512(any1, _mm512_or_si512(s0.p[1], s1.p[1]));
         any2 = _mm512_or_si512(any2, _mm512_or_si512(s0.p[2], s1.p[2]));
         for (int p = 0; p < 3; p++)
-            _mm512_storeu_si512(
-                (void *)(part[p] + (t / 2) * 32),
-                _mm512_or_si512(_mm512_and_si512(s0.p[p], low), _mm512_slli_epi32(s1.p[p], 16)));
+            _mm512_storeu_si512((void *)(part[p] + (t / 2) * 32),
+                                _mm512_or_si512(_mm512_srli_epi32(s0.p[p], 16), s1.p[p]));
     }
     return parts_in_use(any1, any2);
 }
