@@ -305,8 +305,8 @@ static const fasi_amx_ops *usable_tiles(void)
 {
     const fasi_amx_ops *t = fasi_amx_tile_ops();
     if (!t) {
-        printf("[ SKIP     ] the AMX tiles: this build has no AMX code (compiler without "
-               "-mamx-tile -mamx-bf16, or not x86-64)\n");
+        printf("[ SKIP     ] the AMX tiles: this build has no AMX code (FAS_SIMD=OFF, a compiler "
+               "without -mamx-tile -mamx-bf16, or not x86-64)\n");
         return NULL;
     }
     if (!fasi_amx_usable()) {
