@@ -1,5 +1,6 @@
-/* fas_bench internals shared by its translation units. The bench sees the library only through
- * its public header; its own baselines call cblas directly. */
+/* fas_bench internals shared by its translation units. The bench calls the library through its
+ * public header; its naive baseline calls cblas directly; the GEMM floor (bench_floor.c) and the
+ * write floor (bench_write.c) run on the library's internal layers (src/engine, src/layout). */
 #ifndef FAS_BENCH_H
 #define FAS_BENCH_H
 
@@ -8,6 +9,8 @@
 #include <stdint.h>
 
 #include <fused_attention.h>
+
+#include "common/profile.h"
 
 typedef struct bench_shape {
     int64_t b, n, sq, sk, d, dv;
@@ -36,6 +39,10 @@ typedef struct bench_config {
     double keep_prob;
     fas_format format;
     fas_precision precision; /* --precision fp32 | npu */
+    fas_gemm gemm;           /* --gemm: fas_options.gemm of the fused calls (AUTO: FAS_GEMM) */
+    const char *gemm_name;   /* the engine those calls run: "builtin", "blas", "amx" */
+    bool blas_below_cpu;     /* the BLAS runs kernels below this CPU's SIMD level */
+    bool profile;            /* --profile: split the fused calls' time by stage */
 } bench_config;
 
 /* One row of output: one case in one mode. Times in seconds. */
@@ -49,9 +56,31 @@ typedef struct bench_result {
     double naive_median, naive_min;
     double write_median, write_min; /* the write floor (fwd_probs); 0 for other modes */
     double peak_gflops; /* median of the FMA peak probes interleaved with the repeats; 0: none */
+    /* --profile: each stage's share (common/profile.h order: matmul, softmax and dropout,
+     * packing and conversion, stores) of the timed fused calls' thread time, threads x wall;
+     * what is left is scheduling, waiting and untimed glue. All 0 without --profile. */
+    double prof_share[FASI_PROF_COUNT];
     int64_t mem_growth_kib; /* -1 when unavailable */
     bench_mem_method mem_method;
 } bench_result;
+
+/* What a case is doing, for the progress line (fas_bench.c). */
+typedef enum bench_stage {
+    BENCH_STAGE_FUSED = 0,
+    BENCH_STAGE_FLOOR = 1,
+    BENCH_STAGE_NAIVE = 2,
+    BENCH_STAGE_WRITE = 3
+} bench_stage;
+
+/* Where a case reports: progress before each stage of each run, and each mode's result as soon
+ * as it is complete. In a forked case (fas_bench.c) both go through the pipe to the parent,
+ * which alone prints. */
+typedef struct bench_sink {
+    /* mode_index into the case's modes; run 1..runs; warmup: an untimed run */
+    void (*progress)(void *ctx, int mode_index, bench_stage stage, bool warmup, int run, int runs);
+    void (*result)(void *ctx, int mode_index, const bench_result *r);
+    void *ctx;
+} bench_sink;
 
 /* ---- bench_sys.c ---------------------------------------------------------------------- */
 
@@ -64,7 +93,8 @@ void bench_blas_single_thread(void);
 /* Copies of the /proc/cpuinfo "model name" and the SIMD path the library is expected to pick. */
 void bench_cpu_model(char *buf, size_t size);
 const char *bench_expected_simd(char *why, size_t why_size);
-void bench_blas_description(char *buf, size_t size);
+/* Before an error message on stderr: erases the progress line when stderr is a terminal. */
+void bench_stderr_clear_line(void);
 
 /* Peak-memory probe around one call: begin() before, end() after. */
 typedef struct bench_mem_probe {
@@ -80,10 +110,11 @@ void bench_free(void *p);
 
 /* ---- bench_run.c ---------------------------------------------------------------------- */
 
-/* Runs every mode in modes[0 .. nmodes-1] for one shape, filling results[]. Returns 0, or
- * prints a message to stderr and returns non-zero (library call failed, out of memory). */
+/* Runs every mode in modes[0 .. nmodes-1] for one shape, handing each result to sink->result as
+ * soon as its mode ends. Returns 0, or prints a message to stderr and returns non-zero (library
+ * call failed, engine refused, out of memory). */
 int bench_run_case(const bench_config *cfg, const bench_shape *shape, const bench_mode *modes,
-                   int nmodes, bench_result *results);
+                   int nmodes, const bench_sink *sink);
 
 const char *bench_mode_name(bench_mode mode);
 double bench_default_keep_prob(const bench_config *cfg, bench_mode mode);
@@ -110,13 +141,41 @@ typedef struct bench_operands {
 
 typedef struct bench_baseline bench_baseline;
 
-/* fp32 ND buffers and per-thread scratch for the floor and the naive pipeline of one mode;
- * the floor's inputs are filled here, outside any timed region. NULL when out of memory. */
+/* fp32 ND buffers and per-thread scratch for the naive pipeline of one mode; the fp32 copies
+ * of the inputs (also the GEMM floor's) are filled here, outside any timed region. NULL when out
+ * of memory. */
 bench_baseline *bench_baseline_create(const bench_config *cfg, const bench_shape *shape,
                                       bench_mode mode, double keep_prob, double scale,
                                       const bench_operands *ops);
 void bench_baseline_destroy(bench_baseline *bl);
-void bench_floor_run(bench_baseline *bl);
 void bench_naive_run(bench_baseline *bl);
+/* The baseline's fp32 ND copies of the inputs, [heads, S, E] (dout: NULL unless grad). */
+void bench_baseline_f32(const bench_baseline *bl, const float **q, const float **k, const float **v,
+                        const float **dout);
+
+/* ---- bench_floor.c -------------------------------------------------------------------- */
+
+/* The GEMM floor: the products of the pipeline of `mode` on `engine` (engine/engine.h), same
+ * shapes, blocking, tasks and threads, B operands packed once at creation (nothing packed while
+ * timed). q, k, v, dout are fp32 [heads, S, E] (bench_baseline_f32) and must outlive the floor.
+ * NULL when out of memory. */
+struct fasi_engine;
+typedef struct bench_floor bench_floor;
+bench_floor *bench_floor_create(const bench_config *cfg, const bench_shape *shape, bench_mode mode,
+                                double scale, const struct fasi_engine *engine, const float *q,
+                                const float *k, const float *v, const float *dout);
+void bench_floor_run(bench_floor *fl);
+void bench_floor_destroy(bench_floor *fl);
+
+/* Test hook (bench/test_bench_floor.c): the blocking and thread `thread`'s scratch after a run.
+ * fwd: s = the last tile's scaled scores (rows x tile, row stride tile), c = the context rows
+ * of its block; grad: s = the last block's dP (row stride Sk), p = the Pd every block reads,
+ * dq = Sq x D (each block's rows), dk, dv = the head's sums over blocks. */
+typedef struct bench_floor_view {
+    int64_t rows, tile, blocks;
+    int threads;
+    const float *s, *p, *c, *dq, *dk, *dv;
+} bench_floor_view;
+void bench_floor_view_of(const bench_floor *fl, int thread, bench_floor_view *v);
 
 #endif

@@ -1,20 +1,15 @@
-/* The two baselines fas_bench times next to the fused call, in the same process and run:
+/* The naive unfused pipeline fas_bench times next to the fused call, in the same process and
+ * run: what a user would write without fusion. Convert the fp16 inputs to fp32 ND tensors; per
+ * head materialise the full fp32 score matrix with cblas_sgemm and make one separate pass over
+ * it per elementwise step (scale + mask, row max, expf, row sum, normalise, dropout, ...);
+ * second sgemm; permute to [B*Sq, N*Dv]; convert back to fp16 in the requested format. Its
+ * buffers are allocated here, outside the timed region, which favours the naive. Its dropout
+ * uses a cheap xorshift generator instead of Philox, which favours it too. It always runs on
+ * the linked BLAS (cblas_sgemm), whatever engine the fused call uses.
  *
- * GEMM floor: only the cblas_sgemm calls of the operator, whole heads at a time, on fp32 ND
- * buffers filled beforehand. Forward per head: S = scale * Q . K^T (Sq x Sk x D) and
- * C = S . V (Sq x Dv x Sk). Backward per head: dV = P^T . dO (Sk x Dv x Sq), dP = dO . V^T
- * (Sq x Sk x Dv), dQ = dA . K (Sq x D x Sk), dK = dA^T . Q (Sk x D x Sq). No fused
- * implementation built on sgemm can beat it; fused / floor is the cost of everything else.
- *
- * Naive pipeline: what a user would write without fusion. Convert the fp16 inputs to fp32 ND
- * tensors; per head materialise the full fp32 score matrix with cblas_sgemm and make one
- * separate pass over it per elementwise step (scale + mask, row max, expf, row sum, normalise,
- * dropout, ...); second sgemm; permute to [B*Sq, N*Dv]; convert back to fp16 in the requested
- * format. Its buffers are allocated here, outside the timed region, which favours the naive.
- * Its dropout uses a cheap xorshift generator instead of Philox, which favours it too.
- *
- * Both run heads split statically over OpenMP threads with cblas single-threaded, which is how
- * the library schedules its own work. */
+ * Heads are split statically over OpenMP threads with cblas single-threaded, which is how the
+ * library schedules its own work. The fp32 copies of the inputs made here are also the
+ * operands of the GEMM floor (bench_floor.c). */
 /* POSIX types: some cblas.h (BLIS) use pthread barriers, hidden by strict C11 otherwise. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -330,39 +325,13 @@ void bench_naive_run(bench_baseline *bl)
         naive_forward(bl);
 }
 
-/* ---- GEMM floor ---- */
-
-void bench_floor_run(bench_baseline *bl)
+void bench_baseline_f32(const bench_baseline *bl, const float **q, const float **k, const float **v,
+                        const float **dout)
 {
-    const bench_shape *s = &bl->s;
-    const int64_t sq = s->sq, sk = s->sk, d = s->d, dv = s->dv, heads = bl->heads;
-    const int nt = bl->threads;
-    if (bl->mode != BENCH_GRAD) {
-        PARALLEL_FOR(nt)
-        for (int64_t h = 0; h < heads; h++) {
-            float *sc = bl->score + (size_t)thread_id() * (size_t)(sq * sk);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)sq, (int)sk, (int)d,
-                        bl->scale, bl->q + h * sq * d, (int)d, bl->k + h * sk * d, (int)d, 0.0f, sc,
-                        (int)sk);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)sq, (int)dv, (int)sk, 1.0f,
-                        sc, (int)sk, bl->v + h * sk * dv, (int)dv, 0.0f, bl->ctx + h * sq * dv,
-                        (int)dv);
-        }
-        return;
-    }
-    PARALLEL_FOR(nt)
-    for (int64_t h = 0; h < heads; h++) {
-        float *x = bl->score + (size_t)thread_id() * (size_t)(sq * sk);
-        const float *dout = bl->dout + h * sq * dv;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)sk, (int)dv, (int)sq, 1.0f, x,
-                    (int)sk, dout, (int)dv, 0.0f, bl->dv + h * sk * dv, (int)dv);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)sq, (int)sk, (int)dv, 1.0f, dout,
-                    (int)dv, bl->v + h * sk * dv, (int)dv, 0.0f, x, (int)sk);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)sq, (int)d, (int)sk, 1.0f, x,
-                    (int)sk, bl->k + h * sk * d, (int)d, 0.0f, bl->dq + h * sq * d, (int)d);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)sk, (int)d, (int)sq, 1.0f, x,
-                    (int)sk, bl->q + h * sq * d, (int)d, 0.0f, bl->dk + h * sk * d, (int)d);
-    }
+    *q = bl->q;
+    *k = bl->k;
+    *v = bl->v;
+    *dout = bl->dout;
 }
 
 /* ---- lifetime ---- */
@@ -434,12 +403,6 @@ bench_baseline *bench_baseline_create(const bench_config *cfg, const bench_shape
         bench_baseline_destroy(bl);
         return NULL;
     }
-    /* The floor's backward starts from whatever the per-thread matrix holds: make it finite
-     * and of ordinary magnitude (no subnormals). */
-    uint64_t state = 0x2545f4914f6cdd1dull;
-    size_t total = (size_t)nt * per_thread;
-    for (size_t e = 0; e < total; e++)
-        bl->score[e] = (float)(xorshift64s(&state) >> 40) * 0x1p-23f - 1.0f;
     convert_inputs(bl);
     return bl;
 }

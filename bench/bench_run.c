@@ -1,11 +1,15 @@
-/* One benchmark case: build the operands, then per mode time the fused call, the GEMM floor and
- * the naive pipeline, interleaved repeat by repeat so that noise from other processes on the
- * machine hits all three alike, and measure the fused call's peak memory growth. */
+/* One benchmark case: build the operands, then per mode time the fused call, the GEMM floor (the
+ * products of the fused call's own matrix engine, bench_floor.c), the naive pipeline and, for
+ * fwd_probs, the write floor, interleaved repeat by repeat so that noise from other processes on
+ * the machine hits all alike, and measure the fused call's peak memory growth. Each mode's
+ * result goes to the sink as soon as the mode ends; progress goes to it before every stage. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/engines.h"
+#include "common/profile.h"
 #include "bench.h"
 #include "bench_peak.h"
 
@@ -32,10 +36,20 @@ typedef struct case_state {
     fas_options options;
     double scale;
     char label[96];
+    const fasi_engine *engine; /* the engine of the fused calls, for the floor */
+    const bench_sink *sink;
+    int mode_index;
 } case_state;
+
+static void progress(const case_state *cs, bench_stage stage, bool warmup, int run, int runs)
+{
+    if (cs->sink && cs->sink->progress)
+        cs->sink->progress(cs->sink->ctx, cs->mode_index, stage, warmup, run, runs);
+}
 
 static int report_failure(const case_state *cs, const char *what, bench_mode mode, fas_status st)
 {
+    bench_stderr_clear_line();
     fprintf(stderr, "fas_bench: %s failed (shape %s, mode %s): %s: %s\n", what, cs->label,
             bench_mode_name(mode), fas_status_string(st), fas_last_error());
     return 1;
@@ -43,6 +57,7 @@ static int report_failure(const case_state *cs, const char *what, bench_mode mod
 
 static int report_oom(const case_state *cs, const char *what)
 {
+    bench_stderr_clear_line();
     fprintf(stderr, "fas_bench: out of memory allocating %s (shape %s)\n", what, cs->label);
     return 1;
 }
@@ -205,6 +220,7 @@ static int run_mode(case_state *cs, bench_mode mode, bench_result *r)
     if (mode == BENCH_GRAD) {
         /* the backward's inputs: probabilities and drop mask of a forward with the same
          * keep_prob */
+        progress(cs, BENCH_STAGE_FUSED, true, 0, cfg->warmup);
         st = run_fused(cs, BENCH_FWD_PROBS, keep_prob);
         if (st != FAS_OK) return report_failure(cs, "fused_attention_score_fwd_ex", mode, st);
     }
@@ -214,11 +230,20 @@ static int run_mode(case_state *cs, bench_mode mode, bench_result *r)
 
     bench_baseline *bl = bench_baseline_create(cfg, s, mode, keep_prob, cs->scale, &cs->ops);
     if (!bl) return report_oom(cs, "baseline buffers");
+    const float *q32, *k32, *v32, *dout32;
+    bench_baseline_f32(bl, &q32, &k32, &v32, &dout32);
+    bench_floor *fl =
+        bench_floor_create(cfg, s, mode, cs->scale, cs->engine, q32, k32, v32, dout32);
+    if (!fl) {
+        bench_baseline_destroy(bl);
+        return report_oom(cs, "GEMM floor operands");
+    }
 
     void *writer = NULL;
     if (mode == BENCH_FWD_PROBS) {
         writer = bench_write_create(&cs->ops.probs, &cs->ops.dmask, cfg->threads);
         if (!writer) {
+            bench_floor_destroy(fl);
             bench_baseline_destroy(bl);
             return report_oom(cs, "write floor buffers");
         }
@@ -226,6 +251,7 @@ static int run_mode(case_state *cs, bench_mode mode, bench_result *r)
     double *times = malloc(5 * (size_t)cfg->repeat * sizeof *times);
     if (!times) {
         bench_write_destroy(writer);
+        bench_floor_destroy(fl);
         bench_baseline_destroy(bl);
         return report_oom(cs, "timings");
     }
@@ -234,13 +260,23 @@ static int run_mode(case_state *cs, bench_mode mode, bench_result *r)
     int rc = 0;
 
     for (int w = 0; w < cfg->warmup && rc == 0; w++) {
+        progress(cs, BENCH_STAGE_FUSED, true, w + 1, cfg->warmup);
         st = run_fused(cs, mode, keep_prob);
-        if (st != FAS_OK) rc = report_failure(cs, api, mode, st);
-        bench_floor_run(bl);
+        if (st != FAS_OK) {
+            rc = report_failure(cs, api, mode, st);
+            break;
+        }
+        progress(cs, BENCH_STAGE_FLOOR, true, w + 1, cfg->warmup);
+        bench_floor_run(fl);
+        progress(cs, BENCH_STAGE_NAIVE, true, w + 1, cfg->warmup);
         bench_naive_run(bl);
-        if (writer) bench_write_run(writer, cfg->threads);
+        if (writer) {
+            progress(cs, BENCH_STAGE_WRITE, true, w + 1, cfg->warmup);
+            bench_write_run(writer, cfg->threads);
+        }
     }
     if (rc == 0) {
+        progress(cs, BENCH_STAGE_FUSED, true, 0, cfg->warmup);
         bench_mem_probe probe;
         bench_mem_begin(&probe);
         st = run_fused(cs, mode, keep_prob);
@@ -248,25 +284,49 @@ static int run_mode(case_state *cs, bench_mode mode, bench_result *r)
         r->mem_method = probe.method;
         if (st != FAS_OK) rc = report_failure(cs, api, mode, st);
     }
+    /* The timed runs. With --profile the library's stage counters (common/profile.h) run
+     * during the fused calls only: the floor and the baselines call nothing they time. */
+    if (cfg->profile) {
+        fasi_profile_reset();
+        fasi_profile_enable(true);
+    }
     for (int i = 0; i < cfg->repeat && rc == 0; i++) {
+        /* the progress messages sit outside the timed intervals */
+        progress(cs, BENCH_STAGE_FUSED, false, i + 1, cfg->repeat);
         double t0 = bench_now();
         st = run_fused(cs, mode, keep_prob);
         double t1 = bench_now();
+        if (cfg->profile) fasi_profile_enable(false);
         if (st != FAS_OK) {
             rc = report_failure(cs, api, mode, st);
             break;
         }
-        bench_floor_run(bl);
+        progress(cs, BENCH_STAGE_FLOOR, false, i + 1, cfg->repeat);
+        double t2a = bench_now();
+        bench_floor_run(fl);
         double t2 = bench_now();
+        progress(cs, BENCH_STAGE_NAIVE, false, i + 1, cfg->repeat);
+        double t3a = bench_now();
         bench_naive_run(bl);
         double t3 = bench_now();
+        if (writer) progress(cs, BENCH_STAGE_WRITE, false, i + 1, cfg->repeat);
+        double t4a = bench_now();
         if (writer) bench_write_run(writer, cfg->threads);
         double t4 = bench_now();
         t_fused[i] = t1 - t0;
-        t_floor[i] = t2 - t1;
-        t_naive[i] = t3 - t2;
-        t_write[i] = t4 - t3;
+        t_floor[i] = t2 - t2a;
+        t_naive[i] = t3 - t3a;
+        t_write[i] = t4 - t4a;
         peak[i] = bench_peak_probe(cfg->threads);
+        if (cfg->profile) fasi_profile_enable(true);
+    }
+    if (cfg->profile) {
+        fasi_profile_enable(false);
+        double stage[FASI_PROF_COUNT], busy = 0.0;
+        fasi_profile_read(stage);
+        for (int i = 0; i < cfg->repeat; i++) busy += t_fused[i] * cfg->threads;
+        for (int g = 0; g < FASI_PROF_COUNT && busy > 0.0; g++)
+            r->prof_share[g] = stage[g] / busy;
     }
     if (rc == 0) {
         summarise(t_fused, cfg->repeat, &r->fused_median, &r->fused_min);
@@ -278,12 +338,13 @@ static int run_mode(case_state *cs, bench_mode mode, bench_result *r)
     }
     free(times);
     bench_write_destroy(writer);
+    bench_floor_destroy(fl);
     bench_baseline_destroy(bl);
     return rc;
 }
 
 int bench_run_case(const bench_config *cfg, const bench_shape *shape, const bench_mode *modes,
-                   int nmodes, bench_result *results)
+                   int nmodes, const bench_sink *sink)
 {
     case_state cs;
     memset(&cs, 0, sizeof cs);
@@ -293,6 +354,8 @@ int bench_run_case(const bench_config *cfg, const bench_shape *shape, const benc
     fas_options_init(&cs.options);
     cs.options.num_threads = cfg->threads_requested;
     cs.options.precision = cfg->precision;
+    cs.options.gemm = cfg->gemm;
+    cs.sink = sink;
     snprintf(cs.label, sizeof cs.label, "%lld,%lld,%lld,%lld,%lld,%lld", (long long)shape->b,
              (long long)shape->n, (long long)shape->sq, (long long)shape->sk, (long long)shape->d,
              (long long)shape->dv);
@@ -302,10 +365,19 @@ int bench_run_case(const bench_config *cfg, const bench_shape *shape, const benc
         need_probs |= modes[i] != BENCH_FWD;
         need_grad |= modes[i] == BENCH_GRAD;
     }
+    /* the floor's engine: the one the fused calls resolve (fas_bench checked it before the
+     * table; checked again here because this process may be a fresh child) */
+    fas_status st = fasi_resolve_engine(cfg->gemm, &cs.engine);
+    if (st != FAS_OK) return report_failure(&cs, "matrix engine", modes[0], st);
     bench_blas_single_thread();
     fas_manual_seed(20260101);
     int rc = make_operands(&cs, need_probs, need_grad);
-    for (int i = 0; i < nmodes && rc == 0; i++) rc = run_mode(&cs, modes[i], &results[i]);
+    for (int i = 0; i < nmodes && rc == 0; i++) {
+        bench_result r;
+        cs.mode_index = i;
+        rc = run_mode(&cs, modes[i], &r);
+        if (rc == 0 && sink && sink->result) sink->result(sink->ctx, i, &r);
+    }
     free_operands(&cs.ops);
     return rc;
 }

@@ -137,14 +137,9 @@ const char *bench_expected_simd(char *why, size_t why_size)
 #endif
 }
 
-void bench_blas_description(char *buf, size_t size)
+void bench_stderr_clear_line(void)
 {
-#if FAS_BENCH_OPENBLAS_CONFIG
-    /* openblas_get_config() starts with "OpenBLAS <version>" */
-    snprintf(buf, size, "%s (core %s)", openblas_get_config(), openblas_get_corename());
-#else
-    snprintf(buf, size, "cblas (vendor unknown: openblas_get_config not available)");
-#endif
+    if (isatty(STDERR_FILENO)) fputs("\r\033[K", stderr);
 }
 
 /* ---- peak resident memory ------------------------------------------------------------------

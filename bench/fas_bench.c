@@ -1,16 +1,20 @@
 /* fas_bench: the performance instrument of fused-attention (docs/design.md §4).
  *
  * For each shape and mode it times the fused call (median and min over --repeat runs after
- * --warmup runs) and, in the same process and interleaved with it, two baselines: the bare
- * cblas_sgemm calls of the operator (the "GEMM floor") and a naive unfused fp32 pipeline
- * (bench_baseline.c). It also reports the peak resident memory growth of one fused call.
+ * --warmup runs) on the matrix engine of --gemm and, in the same process and interleaved with
+ * it, the bare products of that engine on the operator's shapes (the "GEMM floor",
+ * bench_floor.c), a naive unfused fp32 pipeline on cblas (bench_baseline.c) and, for fwd_probs,
+ * the write floor (bench_write.c). It also reports the peak resident memory growth of one fused
+ * call.
  *
  * Every case runs in a child process of its own (fork), for two reasons: the memory probe needs
  * a heap that earlier cases have not grown (bench_sys.c), and the parent must never start
  * OpenMP, whose GNU runtime does not survive a fork once its thread pool exists. The child
- * sends its results back through a pipe; --no-fork runs the cases in-process instead (for
- * debuggers), and the memory column may then miss scratch that reuses memory freed by earlier
- * cases. */
+ * sends progress and each mode's result through a pipe as they happen; the parent prints every
+ * row as soon as it arrives and, when stderr is a terminal, a progress line on stderr that it
+ * rewrites in place and erases before each row. --no-fork runs the cases in-process instead
+ * (for debuggers), and the memory column may then miss scratch that reuses memory freed by
+ * earlier cases. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
@@ -22,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "api/engines.h"
 #include "bench.h"
 #include "bench_peak.h"
 #include "pipeline/parallel.h"
@@ -47,7 +52,7 @@ typedef struct env_info {
     char cpu[256];
     char simd_why[160];
     const char *simd;
-    char blas[512];
+    const char *blas; /* fas_blas_info() */
 } env_info;
 
 static const bench_shape default_suite[] = {
@@ -70,8 +75,9 @@ static void usage(FILE *f)
         f,
         "usage: fas_bench [options]\n"
         "\n"
-        "Times fused_attention_score (fp16) against the bare OpenBLAS GEMMs of the same\n"
-        "shapes (the GEMM floor) and a naive unfused fp32 pipeline, in the same run.\n"
+        "Times fused_attention_score (fp16) against the bare products of its own matrix\n"
+        "engine on the same shapes (the GEMM floor) and a naive unfused fp32 pipeline on\n"
+        "cblas, in the same run.\n"
         "\n"
         "  --shape B,N,Sq,Sk,D[,Dv]  a case (repeatable; Dv defaults to D). Without --shape:\n"
         "                            24,16,512,512,64  32,12,128,128,64  8,12,384,384,64\n"
@@ -88,6 +94,9 @@ static void usage(FILE *f)
         "  --format nd|nz            layout of every tensor (default nz = FRACTAL_NZ)\n"
         "  --precision fp32|npu      fp32 stages (default) or the NPU precision mode, which\n"
         "                            needs Sq = Sk, Dv = D, multiples of 16 (64 for grad)\n"
+        "  --gemm E                  matrix engine of the fused calls and of the floor:\n"
+        "                            auto (default: the library's choice, FAS_GEMM when set),\n"
+        "                            builtin, blas or amx\n"
         "  --threads T               threads, 0 = OpenMP's default (OMP_NUM_THREADS, else the\n"
         "                            CPUs of the affinity mask; default 0)\n"
         "  --repeat R                timed runs per measurement (default 5)\n"
@@ -96,6 +105,9 @@ static void usage(FILE *f)
         "  --csv                     one CSV row per case and mode (machine info on stderr)\n"
         "  --json                    a JSON array of objects (machine info also on stderr)\n"
         "  --no-fork                 run cases in this process (for debuggers)\n"
+        "  --profile                 split each fused time by stage (matmul, softmax and\n"
+        "                            dropout, packing and conversion, stores), from the\n"
+        "                            library's stage counters, as shares of threads x time\n"
         "  --help                    this text\n");
 }
 
@@ -180,7 +192,8 @@ static int parse_cli(int argc, char **argv, cli *c)
         bool takes = strcmp(a, "--shape") == 0 || strcmp(a, "--mode") == 0 ||
                      strcmp(a, "--keep-prob") == 0 || strcmp(a, "--format") == 0 ||
                      strcmp(a, "--precision") == 0 || strcmp(a, "--threads") == 0 ||
-                     strcmp(a, "--repeat") == 0 || strcmp(a, "--warmup") == 0;
+                     strcmp(a, "--repeat") == 0 || strcmp(a, "--warmup") == 0 ||
+                     strcmp(a, "--gemm") == 0;
         if (takes && !val) {
             fprintf(stderr, "fas_bench: %s needs a value (see --help)\n", a);
             return 2;
@@ -237,6 +250,24 @@ static int parse_cli(int argc, char **argv, cli *c)
                 fprintf(stderr, "fas_bench: --precision '%s': expected fp32 or npu\n", val);
                 return 2;
             }
+        } else if (strcmp(a, "--gemm") == 0) {
+            static const struct {
+                const char *name;
+                fas_gemm value;
+            } engines[] = {{"auto", FAS_GEMM_AUTO},
+                           {"builtin", FAS_GEMM_BUILTIN},
+                           {"blas", FAS_GEMM_BLAS},
+                           {"amx", FAS_GEMM_AMX}};
+            size_t e = 0;
+            while (e < sizeof engines / sizeof *engines && strcmp(val, engines[e].name) != 0) e++;
+            if (e == sizeof engines / sizeof *engines) {
+                fprintf(stderr,
+                        "fas_bench: --gemm '%s' is not a matrix engine: expected auto, builtin, "
+                        "blas or amx\n",
+                        val);
+                return 2;
+            }
+            c->cfg.gemm = engines[e].value;
         } else if (strcmp(a, "--threads") == 0) {
             if (parse_int(val, 0, 4096, &v) != 0) {
                 fprintf(stderr, "fas_bench: --threads '%s': expected 0..4096\n", val);
@@ -265,6 +296,8 @@ static int parse_cli(int argc, char **argv, cli *c)
             c->quick = true;
         } else if (strcmp(a, "--no-fork") == 0) {
             c->fork_cases = false;
+        } else if (strcmp(a, "--profile") == 0) {
+            c->cfg.profile = true;
         } else {
             fprintf(stderr, "fas_bench: unknown option '%s' (see --help)\n", a);
             return 2;
@@ -321,6 +354,16 @@ static void print_header(FILE *f, const char *prefix, const cli *c, const env_in
     header_line(f, prefix, "library", "fused-attention %s", fas_version_string());
     header_line(f, prefix, "cpu", "%s (%d cores online)", env->cpu, bench_online_cores());
     header_line(f, prefix, "SIMD path", "%s (%s)", env->simd, env->simd_why);
+    const char *gemm_env = getenv("FAS_GEMM");
+    char why[128];
+    if (cfg->gemm != FAS_GEMM_AUTO)
+        snprintf(why, sizeof why, "--gemm %s", cfg->gemm_name);
+    else if (gemm_env && *gemm_env)
+        snprintf(why, sizeof why, "--gemm auto, FAS_GEMM=%.64s", gemm_env);
+    else
+        snprintf(why, sizeof why, "--gemm auto, FAS_GEMM unset: the library's rule");
+    header_line(f, prefix, "gemm engine", "%s (%s), for the fused calls and the GEMM floor",
+                cfg->gemm_name, why);
     header_line(f, prefix, "blas", "%s", env->blas);
     if (env->peak.level)
         header_line(f, prefix, "fma peak",
@@ -364,11 +407,13 @@ static void print_legend(FILE *f)
         f,
         "\nmedian, min   wall time of one fused call over the repeats (CLOCK_MONOTONIC)\n"
         "GFLOP/s       2*B*N*Sq*Sk*(D+Dv) (x2 for grad) / median\n"
-        "floor         median time of the bare cblas_sgemm calls of the same shapes (whole heads,\n"
-        "              fp32 buffers ready, same threads)\n"
-        "fused/floor   fused median / floor median: the time the fusion adds (1.00 = none)\n"
-        "naive         median time of an unfused fp32 pipeline (fp16->fp32, full score matrix,\n"
-        "              one pass per step, permute, fp32->fp16)\n"
+        "floor         median time of the GEMM floor: the products of the fused call's own\n"
+        "              engine (gemm engine above) in the pipeline's shapes, blocks and tasks,\n"
+        "              same threads, every operand packed beforehand (cblas_sgemm for blas)\n"
+        "fused/floor   fused median / floor median: the time everything but the products takes\n"
+        "              (1.00 = none)\n"
+        "naive         median time of an unfused fp32 pipeline on cblas_sgemm (fp16->fp32, full\n"
+        "              score matrix, one pass per step, permute, fp32->fp16)\n"
         "naive/fused   naive median / fused median: how many times faster the fused call is\n"
         "%%peak         GFLOP/s as a share of the fp32 FMA peak, probed (20 ms, best SIMD level, "
         "same\n"
@@ -426,9 +471,25 @@ static void note_text(const bench_result *r, char *buf, size_t size)
                                      used ? ", " : "noisy: ", t[i].name);
 }
 
+/* Columns computed from BLAS calls while the BLAS runs kernels below this CPU's level: the
+ * floor when the engine is blas, the naive pipeline always (it calls cblas_sgemm). */
+static bool floor_on_slow_blas(const bench_config *cfg)
+{
+    return cfg->blas_below_cpu && strcmp(cfg->gemm_name, "blas") == 0;
+}
+static bool naive_on_slow_blas(const bench_config *cfg) { return cfg->blas_below_cpu; }
+
+/* "%.2f" of v, with a trailing '!' when marked. */
+static void num_text(char *buf, size_t size, double v, bool mark)
+{
+    snprintf(buf, size, "%.2f%s", v, mark ? "!" : "");
+}
+
 static void print_table_row(const cli *c, const env_info *env, const bench_result *r)
 {
     char label[96], mem[32], note[64], peak[16] = "-", write[16] = "-", ratio[16] = "-";
+    char floor_ms[24], floor_ratio[24], naive_ms[24], naive_ratio[24];
+    const bool mf = floor_on_slow_blas(&c->cfg), mn = naive_on_slow_blas(&c->cfg);
     shape_label(&r->shape, label, sizeof label);
     mem_text(r, mem, sizeof mem);
     note_text(r, note, sizeof note);
@@ -437,22 +498,45 @@ static void print_table_row(const cli *c, const env_info *env, const bench_resul
         snprintf(peak, sizeof peak, "%.0f%%", 100.0 * r->gflop / r->fused_median / r->peak_gflops);
     if (r->write_median > 0) {
         snprintf(write, sizeof write, "%.2f", r->write_median * 1e3);
-        snprintf(ratio, sizeof ratio, "%.2f",
-                 r->fused_median / (r->floor_median + r->write_median));
+        num_text(ratio, sizeof ratio, r->fused_median / (r->floor_median + r->write_median), mf);
     }
-    printf("%-22s %-9s %-3s %5.2f %10.2f %10.2f %8.1f %6s %10.2f %11.2f %9s %9s %10.2f %11.2f %9s "
-           " %s\n",
+    num_text(floor_ms, sizeof floor_ms, r->floor_median * 1e3, mf);
+    num_text(floor_ratio, sizeof floor_ratio, r->fused_median / r->floor_median, mf);
+    num_text(naive_ms, sizeof naive_ms, r->naive_median * 1e3, mn);
+    num_text(naive_ratio, sizeof naive_ratio, r->naive_median / r->fused_median, mn);
+    printf("%-22s %-9s %-3s %5.2f %10.2f %10.2f %8.1f %6s %10s %11s %9s %9s %10s %11s %9s  %s\n",
            label, bench_mode_name(r->mode), format_name(c->cfg.format), r->keep_prob,
-           r->fused_median * 1e3, r->fused_min * 1e3, r->gflop / r->fused_median, peak,
-           r->floor_median * 1e3, r->fused_median / r->floor_median, write, ratio,
-           r->naive_median * 1e3, r->naive_median / r->fused_median, mem, note);
+           r->fused_median * 1e3, r->fused_min * 1e3, r->gflop / r->fused_median, peak, floor_ms,
+           floor_ratio, write, ratio, naive_ms, naive_ratio, mem, note);
+    if (c->cfg.profile) {
+        double rest = 1.0;
+        printf("    profile of %d thread(s) x fused time:", c->cfg.threads);
+        for (int s = 0; s < FASI_PROF_COUNT; s++) {
+            printf(" %s %.1f%%", fasi_profile_stage_name((fasi_prof_stage)s),
+                   100.0 * r->prof_share[s]);
+            rest -= r->prof_share[s];
+        }
+        printf(", other %.1f%%\n", 100.0 * rest);
+    }
+}
+
+/* The footnote under the table when columns were marked with '!'. */
+static void print_table_footnote(const cli *c)
+{
+    if (!naive_on_slow_blas(&c->cfg) && !floor_on_slow_blas(&c->cfg)) return;
+    printf("! computed from BLAS calls while the BLAS runs kernels below this CPU's SIMD level "
+           "(%s): too slow, not a fair baseline; see the blas line above for the fix\n",
+           floor_on_slow_blas(&c->cfg) ? "the GEMM floor, as the engine is blas, and the naive "
+                                         "pipeline"
+                                       : "the naive pipeline");
 }
 
 static const char *csv_columns =
     "b,n,sq,sk,d,dv,mode,format,precision,threads,keep_prob,warmup,repeat,gflop,fused_median_ms,"
     "fused_min_ms,gflops,floor_median_ms,floor_min_ms,floor_gflops,fused_over_floor,"
     "naive_median_ms,naive_min_ms,naive_over_fused,peak_rss_growth_kib,peak_rss_method,"
-    "write_median_ms,fused_over_floor_plus_write,fma_peak_gflops,share_of_peak";
+    "write_median_ms,fused_over_floor_plus_write,fma_peak_gflops,share_of_peak,gemm,"
+    "blas_below_cpu,profile_matmul,profile_softmax_dropout,profile_pack_convert,profile_stores";
 
 /* The write floor's columns and the share of the FMA peak: empty where they do not apply. */
 static void extra_fields(const env_info *env, const bench_result *r, char *buf, size_t size)
@@ -471,13 +555,25 @@ static void extra_fields(const env_info *env, const bench_result *r, char *buf, 
     snprintf(buf, size, "%s,%s,%s,%s", wr, ratio, peak, share);
 }
 
+/* The --profile shares as CSV fields (empty without --profile). */
+static void profile_fields(const cli *c, const bench_result *r, char *buf, size_t size)
+{
+    if (!c->cfg.profile) {
+        snprintf(buf, size, ",,,");
+        return;
+    }
+    snprintf(buf, size, "%.4f,%.4f,%.4f,%.4f", r->prof_share[0], r->prof_share[1], r->prof_share[2],
+             r->prof_share[3]);
+}
+
 static void print_csv_row(const cli *c, const env_info *env, const bench_result *r)
 {
     const bench_shape *s = &r->shape;
-    char extra[160];
+    char extra[160], prof[96];
     extra_fields(env, r, extra, sizeof extra);
+    profile_fields(c, r, prof, sizeof prof);
     printf("%lld,%lld,%lld,%lld,%lld,%lld,%s,%s,%s,%d,%g,%d,%d,%.6f,%.4f,%.4f,%.3f,%.4f,%.4f,%.3f,"
-           "%.4f,%.4f,%.4f,%.4f,%lld,%s,%s\n",
+           "%.4f,%.4f,%.4f,%.4f,%lld,%s,%s,%s,%s,%s\n",
            (long long)s->b, (long long)s->n, (long long)s->sq, (long long)s->sk, (long long)s->d,
            (long long)s->dv, bench_mode_name(r->mode), format_name(c->cfg.format),
            precision_name(c->cfg.precision), c->cfg.threads, r->keep_prob, c->cfg.warmup,
@@ -485,7 +581,8 @@ static void print_csv_row(const cli *c, const env_info *env, const bench_result 
            r->gflop / r->fused_median, r->floor_median * 1e3, r->floor_min * 1e3,
            r->gflop / r->floor_median, r->fused_median / r->floor_median, r->naive_median * 1e3,
            r->naive_min * 1e3, r->naive_median / r->fused_median, (long long)r->mem_growth_kib,
-           mem_method_name(r->mem_method), extra);
+           mem_method_name(r->mem_method), extra, c->cfg.gemm_name,
+           c->cfg.blas_below_cpu ? "true" : "false", prof);
 }
 
 static void json_string(const char *s)
@@ -530,6 +627,16 @@ static void print_json_object(const cli *c, const env_info *env, const bench_res
     if (r->peak_gflops > 0)
         printf("   \"fma_peak_gflops\": %.3f, \"share_of_peak\": %.4f,\n", r->peak_gflops,
                r->gflop / r->fused_median / r->peak_gflops);
+    printf("   \"gemm\": ");
+    json_string(c->cfg.gemm_name);
+    printf(", \"blas_below_cpu\": %s,\n", c->cfg.blas_below_cpu ? "true" : "false");
+    if (c->cfg.profile) {
+        printf("   \"profile\": {");
+        for (int st = 0; st < FASI_PROF_COUNT; st++)
+            printf("%s\"%s\": %.4f", st ? ", " : "", fasi_profile_stage_name((fasi_prof_stage)st),
+                   r->prof_share[st]);
+        printf("},\n");
+    }
     printf("   \"library_version\": ");
     json_string(fas_version_string());
     printf(", \"cpu\": ");
@@ -539,6 +646,75 @@ static void print_json_object(const cli *c, const env_info *env, const bench_res
     printf(", \"blas\": ");
     json_string(env->blas);
     printf("}");
+}
+
+/* ---- the printer: rows as they arrive, the progress line ----------------------------------- */
+
+typedef struct printer {
+    const cli *c;
+    const env_info *env;
+    int row;          /* rows printed so far */
+    int rows;         /* rows of the whole run */
+    int shape;        /* index of the case running */
+    bool first;       /* no JSON object printed yet */
+    bool progress_on; /* stderr is a terminal */
+    bool line_shown;  /* a progress line is on stderr now */
+} printer;
+
+static const char *stage_name(bench_stage st)
+{
+    switch (st) {
+    case BENCH_STAGE_FUSED: return "fused";
+    case BENCH_STAGE_FLOOR: return "floor";
+    case BENCH_STAGE_NAIVE: return "naive";
+    case BENCH_STAGE_WRITE: return "write";
+    default: return "?";
+    }
+}
+
+static void progress_clear(printer *pr)
+{
+    if (!pr->line_shown) return;
+    fputs("\r\033[K", stderr);
+    fflush(stderr);
+    pr->line_shown = false;
+}
+
+/* "case i/n B,N,Sq,Sk,D mode: stage S, repeat k/R" on stderr, rewritten in place; i counts the
+ * rows (case and mode) of the run. */
+static void on_progress(void *ctx, int mode_index, bench_stage stage, bool warmup, int run,
+                        int runs)
+{
+    printer *pr = ctx;
+    if (!pr->progress_on) return;
+    char label[96], step[48];
+    shape_label(&pr->c->shapes[pr->shape], label, sizeof label);
+    if (!warmup)
+        snprintf(step, sizeof step, "repeat %d/%d", run, runs);
+    else if (run > 0)
+        snprintf(step, sizeof step, "warm-up %d/%d", run, runs);
+    else
+        snprintf(step, sizeof step, "untimed run");
+    fprintf(stderr, "\r\033[Kcase %d/%d %s %s: stage %s, %s", pr->row + 1, pr->rows, label,
+            bench_mode_name(pr->c->modes[mode_index]), stage_name(stage), step);
+    fflush(stderr);
+    pr->line_shown = true;
+}
+
+static void on_result(void *ctx, int mode_index, const bench_result *r)
+{
+    printer *pr = ctx;
+    (void)mode_index;
+    progress_clear(pr);
+    if (pr->c->style == OUT_TABLE)
+        print_table_row(pr->c, pr->env, r);
+    else if (pr->c->style == OUT_CSV)
+        print_csv_row(pr->c, pr->env, r);
+    else
+        print_json_object(pr->c, pr->env, r, pr->first);
+    pr->first = false;
+    pr->row++;
+    fflush(stdout);
 }
 
 /* ---- running a case ------------------------------------------------------------------------ */
@@ -556,22 +732,75 @@ static int write_all(int fd, const void *buf, size_t size)
     return 0;
 }
 
+/* 1 when size bytes were read, 0 at end of file before the first byte, -1 otherwise. */
 static int read_all(int fd, void *buf, size_t size)
 {
     char *p = buf;
-    while (size) {
-        ssize_t r = read(fd, p, size);
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = read(fd, p + got, size - got);
         if (r < 0 && errno == EINTR) continue;
+        if (r == 0 && got == 0) return 0;
         if (r <= 0) return -1;
-        p += r;
-        size -= (size_t)r;
+        got += (size_t)r;
     }
-    return 0;
+    return 1;
 }
 
-static int run_case(const cli *c, const bench_shape *shape, bench_result *results)
+/* What a case child sends through its pipe: fixed-size messages (under PIPE_BUF, so each write
+ * is atomic), progress and results in the order they happen. */
+typedef struct case_msg {
+    int kind; /* MSG_PROGRESS, MSG_RESULT */
+    int mode_index;
+    int stage;
+    int warmup;
+    int run, runs;
+    bench_result result;
+} case_msg;
+enum { MSG_PROGRESS = 1, MSG_RESULT = 2 };
+
+typedef struct child_pipe {
+    int fd;
+    bool broken; /* a write failed: the parent is gone or the pipe is closed */
+} child_pipe;
+
+static void send_msg(child_pipe *cp, const case_msg *m)
 {
-    if (!c->fork_cases) return bench_run_case(&c->cfg, shape, c->modes, c->nmodes, results);
+    if (!cp->broken && write_all(cp->fd, m, sizeof *m) != 0) cp->broken = true;
+}
+
+static void child_progress(void *ctx, int mode_index, bench_stage stage, bool warmup, int run,
+                           int runs)
+{
+    case_msg m;
+    memset(&m, 0, sizeof m);
+    m.kind = MSG_PROGRESS;
+    m.mode_index = mode_index;
+    m.stage = (int)stage;
+    m.warmup = warmup;
+    m.run = run;
+    m.runs = runs;
+    send_msg(ctx, &m);
+}
+
+static void child_result(void *ctx, int mode_index, const bench_result *r)
+{
+    case_msg m;
+    memset(&m, 0, sizeof m);
+    m.kind = MSG_RESULT;
+    m.mode_index = mode_index;
+    m.result = *r;
+    send_msg(ctx, &m);
+}
+
+static int run_case(const cli *c, const bench_shape *shape, printer *pr)
+{
+    if (!c->fork_cases) {
+        bench_sink sink = {on_progress, on_result, pr};
+        int rc = bench_run_case(&c->cfg, shape, c->modes, c->nmodes, &sink);
+        progress_clear(pr);
+        return rc;
+    }
 
     char label[96];
     shape_label(shape, label, sizeof label);
@@ -591,14 +820,31 @@ static int run_case(const cli *c, const bench_shape *shape, bench_result *result
     }
     if (pid == 0) {
         close(fds[0]);
-        int rc = bench_run_case(&c->cfg, shape, c->modes, c->nmodes, results);
-        if (rc == 0 && write_all(fds[1], results, sizeof *results * (size_t)c->nmodes) != 0) rc = 1;
+        child_pipe cp = {fds[1], false};
+        bench_sink sink = {child_progress, child_result, &cp};
+        int rc = bench_run_case(&c->cfg, shape, c->modes, c->nmodes, &sink);
+        if (cp.broken) rc = 1;
         close(fds[1]);
         _exit(rc == 0 ? 0 : 1);
     }
     close(fds[1]);
-    int got = read_all(fds[0], results, sizeof *results * (size_t)c->nmodes);
+    int results = 0, got;
+    bool lost = false;
+    case_msg m;
+    while ((got = read_all(fds[0], &m, sizeof m)) == 1) {
+        if (m.kind == MSG_PROGRESS && m.mode_index >= 0 && m.mode_index < c->nmodes) {
+            on_progress(pr, m.mode_index, (bench_stage)m.stage, m.warmup != 0, m.run, m.runs);
+        } else if (m.kind == MSG_RESULT && m.mode_index == results) {
+            on_result(pr, m.mode_index, &m.result);
+            results++;
+        } else {
+            lost = true;
+            break;
+        }
+    }
+    if (got < 0) lost = true;
     close(fds[0]);
+    progress_clear(pr);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) {
@@ -612,10 +858,28 @@ static int run_case(const cli *c, const bench_shape *shape, bench_result *result
         return 1;
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1; /* the child said why */
-    if (got != 0) {
+    if (lost || results != c->nmodes) {
         fprintf(stderr, "fas_bench: shape %s: results lost between processes\n", label);
         return 1;
     }
+    return 0;
+}
+
+/* The engine of the run: refused here, before any output, when the library refuses it
+ * (FAS_ERR_UNSUPPORTED: e.g. amx on a CPU without AMX; FAS_ERR_VALUE: FAS_GEMM holds an unknown
+ * value while --gemm is auto). Also fills the fields of cfg that name it. */
+static int resolve_engine(bench_config *cfg)
+{
+    const fasi_engine *e = NULL;
+    fas_status st = fasi_resolve_engine(cfg->gemm, &e);
+    if (st != FAS_OK) {
+        static const char *const names[] = {"auto", "builtin", "blas", "amx"};
+        fprintf(stderr, "fas_bench: --gemm %s: the library refuses the engine: %s: %s\n",
+                names[cfg->gemm], fas_status_string(st), fas_last_error());
+        return 1;
+    }
+    cfg->gemm_name = cfg->gemm == FAS_GEMM_AUTO ? fas_gemm_engine() : e->name;
+    cfg->blas_below_cpu = fasi_blas_below_cpu();
     return 0;
 }
 
@@ -626,12 +890,13 @@ int main(int argc, char **argv)
     if (rc == 1) return 0;
     if (rc != 0) return 2;
     if (c.cast) return bench_cast_report(c.cfg.repeat);
+    if (resolve_engine(&c.cfg) != 0) return 1;
 
     env_info env;
     bench_cpu_model(env.cpu, sizeof env.cpu);
     (void)bench_expected_simd(env.simd_why, sizeof env.simd_why);
     env.simd = fas_simd_level();
-    bench_blas_description(env.blas, sizeof env.blas);
+    env.blas = fas_blas_info();
     env.peak = bench_measure_peak(c.cfg.threads);
 
     double start = bench_now();
@@ -645,33 +910,34 @@ int main(int argc, char **argv)
     }
     fflush(stdout);
 
-    bool first = true;
+    printer pr;
+    memset(&pr, 0, sizeof pr);
+    pr.c = &c;
+    pr.env = &env;
+    pr.rows = c.nshapes * c.nmodes;
+    pr.first = true;
+    pr.progress_on = isatty(STDERR_FILENO) != 0;
     for (int i = 0; i < c.nshapes; i++) {
-        bench_result results[BENCH_MODE_COUNT];
-        memset(results, 0, sizeof results);
-        if (run_case(&c, &c.shapes[i], results) != 0) {
+        pr.shape = i;
+        if (run_case(&c, &c.shapes[i], &pr) != 0) {
             if (c.style == OUT_JSON) printf("\n]\n");
             fflush(stdout);
             fprintf(stderr, "fas_bench: stopped after a failure\n");
             return 1;
         }
-        for (int m = 0; m < c.nmodes; m++) {
-            if (c.style == OUT_TABLE)
-                print_table_row(&c, &env, &results[m]);
-            else if (c.style == OUT_CSV)
-                print_csv_row(&c, &env, &results[m]);
-            else
-                print_json_object(&c, &env, &results[m], first);
-            first = false;
-        }
-        fflush(stdout);
     }
     double elapsed = bench_now() - start;
     if (c.style == OUT_TABLE) {
+        print_table_footnote(&c);
         print_legend(stdout);
         printf("\ntotal run time %.1f s\n", elapsed);
     } else {
         if (c.style == OUT_JSON) printf("\n]\n");
+        if (naive_on_slow_blas(&c.cfg))
+            fprintf(stderr,
+                    "# blas_below_cpu: the BLAS runs kernels below this CPU's SIMD level; "
+                    "columns from BLAS calls (naive%s) are not a fair baseline\n",
+                    floor_on_slow_blas(&c.cfg) ? ", and floor as the engine is blas" : "");
         fprintf(stderr, "# total run time %.1f s\n", elapsed);
     }
     return 0;

@@ -1,5 +1,6 @@
-/* The engine dimension of the unit suite (docs/testing.md): `engine_gate ENGINE TEST [ARGS]` runs
- * TEST with FAS_GEMM=ENGINE in its environment, so that every FAS_GEMM_AUTO call of the test runs
+/* The engine dimension of the unit suite (docs/testing.md): `engine_gate ENGINE [RUNNER...] TEST`
+ * runs TEST (through RUNNER, the emulator of a cross build, when given) with FAS_GEMM=ENGINE in
+ * its environment, so that every FAS_GEMM_AUTO call of the test runs
  * on that matrix engine. An engine this build or CPU cannot run is a skip, said on stdout with the
  * library's reason, and exit status 77 (the tests' SKIP_RETURN_CODE), never a pass. */
 #define _POSIX_C_SOURCE 200809L
@@ -18,14 +19,14 @@ int main(int argc, char **argv)
         fas_gemm value;
     } engines[] = {{"builtin", FAS_GEMM_BUILTIN}, {"blas", FAS_GEMM_BLAS}, {"amx", FAS_GEMM_AMX}};
     if (argc < 3) {
-        fprintf(stderr, "usage: engine_gate builtin|blas|amx TEST [ARGS...]\n");
+        fprintf(stderr, "usage: engine_gate builtin|blas|amx [RUNNER...] TEST\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof engines / sizeof *engines; i++) {
         if (strcmp(argv[1], engines[i].name) != 0) continue;
         const fasi_engine *e;
         if (fasi_resolve_engine(engines[i].value, &e) != FAS_OK) {
-            printf("SKIPPED: %s on the %s engine: %s\n", argv[2], argv[1], fas_last_error());
+            printf("SKIPPED: %s on the %s engine: %s\n", argv[argc - 1], argv[1], fas_last_error());
             return 77;
         }
         if (setenv("FAS_GEMM", argv[1], 1) != 0) return 2;

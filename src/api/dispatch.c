@@ -65,7 +65,7 @@ static const level_desc levels[FASI_ISA_COUNT] = {
                          X86_FN(fasi_register_rowops_avx512), X86_FN(fasi_register_gemm_avx512),
                          X86_FN(fasi_register_philox_avx512)},
     [FASI_ISA_NEON] = {"neon", FASI_ISA_PORTABLE, NEON_FN(fasi_register_fp16_neon),
-                       NEON_FN(fasi_register_rowops_neon), NULL,
+                       NEON_FN(fasi_register_rowops_neon), NEON_FN(fasi_register_gemm_neon),
                        NEON_FN(fasi_register_philox_neon)},
 };
 

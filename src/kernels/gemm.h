@@ -40,5 +40,7 @@ void fasi_register_gemm_portable(fasi_kernels *k);
 /* Defined only where the x86-64 SIMD files are compiled (FAS_HAVE_X86_SIMD). */
 void fasi_register_gemm_avx2(fasi_kernels *k);
 void fasi_register_gemm_avx512(fasi_kernels *k);
+/* Defined only where the NEON files are compiled (FAS_HAVE_NEON, aarch64). */
+void fasi_register_gemm_neon(fasi_kernels *k);
 
 #endif

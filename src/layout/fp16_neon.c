@@ -46,6 +46,8 @@ static inline bool hardware_conversions_exact(void)
     return (fpcr & FPCR_CONVERSION_FIELDS) == 0;
 }
 
+bool fasi_neon_fp16_hardware_exact(void) { return hardware_conversions_exact(); }
+
 /* ---- fp16 -> fp32 ---------------------------------------------------------------------------- */
 
 static inline float32x4_t f16x4_to_f32(uint16x4_t h)

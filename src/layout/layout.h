@@ -18,6 +18,10 @@ void fasi_register_fp16_portable(fasi_kernels *k);
 void fasi_register_fp16_avx2(fasi_kernels *k);
 void fasi_register_fp16_avx512(fasi_kernels *k);
 void fasi_register_fp16_neon(fasi_kernels *k);
+/* Whether FCVTL / FCVTN compute the portable conversions under the calling thread's current FPCR
+ * (fp16_neon.c: RMode, DN, AHP and AH at their defaults); aarch64 builds with the NEON files
+ * only. Other NEON kernels that widen fp16 (the gemm_add addend) check it once per call. */
+bool fasi_neon_fp16_hardware_exact(void);
 
 /* ---- scalar conversions (portable, round to nearest even; the reference of every SIMD path) */
 uint16_t fasi_f32_to_f16(float x);

@@ -1,5 +1,5 @@
 /* The blocked fp32 backward pipeline (docs/semantics.md §6), one task per head (b, n), walking the
- * head's query rows in blocks of ROWS:
+ * head's query rows in blocks of 128 (pipeline/blocking.h):
  *   dP = (dO . V^T) .* G                 (gemm, then the row pass), G = keep / keep_prob
  *   dA = scale * P .* (dP - rowsum(dP .* P))   (same row pass)
  *   Pd = P .* G                          (same row pass, in place, after P's last use)
@@ -8,20 +8,20 @@
  * the block's rows of dO and Q packed per block, Pd and dA read in place (transposed for dV and
  * dK). Within an engine every element has one fixed order of summation, so the gradients are the
  * same at every SIMD level and for any thread count.
- * A block's P, dP and keep bytes (ROWS x Sk each) stay in cache from the row pass to the last
- * sgemm that reads them, and scratch is O(ROWS * Sk + S * D) per thread instead of O(Sq * Sk).
+ * A block's P, dP and keep bytes (rows x Sk each) stay in cache from the row pass to the last
+ * product that reads them, and scratch is O(rows * Sk + S * D) per thread instead of O(Sq * Sk).
  * Blocks are visited in a fixed order and tasks are independent, so results are bitwise
  * identical for any thread count. */
 #include "common/arena.h"
 #include "common/memory.h"
+#include "common/profile.h"
 #include "common/status.h"
 #include "engine/engine.h"
 #include "problem/problem.h"
+#include "pipeline/blocking.h"
 #include "pipeline/npu.h"
 #include "pipeline/pack.h"
 #include "pipeline/parallel.h"
-
-enum { ROWS = 128 /* query rows per block */ };
 
 typedef struct bwd_scratch {
     float *p;            /* rows x sk: P, then Pd */
@@ -56,23 +56,29 @@ static void backward_task(void *vctx, int thread, int64_t task)
     const float inv_keep = (float)(1.0 / p->core.keep_prob);
     const float s = (float)p->core.scale;
 
+    uint64_t t0 = fasi_prof_start();
     fasi_heads_load_f32(k, &p->dout, b, n, 0, sq, 0, dv, w->dout, dv);
     fasi_heads_load_f32(k, &p->q, b, n, 0, sq, 0, d, w->q, d);
     fasi_operand vt, kop, dop, qop;
     fasi_pack_head(e, k, &p->v, b, n, true, w->vtf, w->vtown, &vt);
     fasi_pack_head(e, k, &p->k, b, n, false, w->kf, w->kown, &kop);
+    fasi_prof_stop(FASI_PROF_PACK, t0);
 
     for (int64_t i0 = 0; i0 < sq; i0 += ctx->rows) {
         const int64_t nr = sq - i0 < ctx->rows ? sq - i0 : ctx->rows;
         const bool accumulate = i0 != 0; /* dV and dK accumulate over blocks */
         const float *dout = w->dout + i0 * dv;
+        t0 = fasi_prof_start();
         fasi_mat_load_f32(k, &p->probs, task, false, i0, nr, 0, sk, w->p, sk);
         if (p->has_dmask) fasi_mat_load_u8(&p->dmask, task, i0, nr, 0, sk, w->keep, sk);
+        fasi_prof_stop(FASI_PROF_PACK, t0);
 
         /* One pass per row while it is in cache: dP .* G, its dot with P, the softmax
          * backward (t becomes dA), then P .* G in place (p becomes Pd, which only dV needs). */
-        e->gemm(k, w->work, (size_t)nr, (size_t)sk, (size_t)dv, 1.0f, dout, (size_t)dv, 1, &vt, 0,
-                0, w->t, (size_t)sk, false, NULL);
+        FASI_PROF(FASI_PROF_MATMUL,
+                  e->gemm(k, w->work, (size_t)nr, (size_t)sk, (size_t)dv, 1.0f, dout, (size_t)dv, 1,
+                          &vt, 0, 0, w->t, (size_t)sk, false, NULL));
+        t0 = fasi_prof_start();
         for (int64_t i = 0; ctx->npu && i < nr; i++)
             fasi_npu_softmax_bwd_row(ctx->npu, k, w->t + i * sk, w->p + i * sk,
                                      p->has_dmask ? w->keep + i * sk : NULL, w->row);
@@ -84,21 +90,28 @@ static void backward_task(void *vctx, int thread, int64_t task)
             k->softmax_bwd(row, prow, (size_t)sk, c, s);
             if (p->has_dmask) k->dropout_apply(prow, keep, (size_t)sk, inv_keep);
         }
+        fasi_prof_stop(FASI_PROF_SOFTMAX, t0);
+        t0 = fasi_prof_start();
         fasi_operand_from_f32(e, k, dout, (size_t)dv, (size_t)nr, (size_t)dv, w->dof, w->doown,
                               &dop);
         fasi_operand_from_f32(e, k, w->q + i0 * d, (size_t)d, (size_t)nr, (size_t)d, w->qf, w->qown,
                               &qop);
+        fasi_prof_stop(FASI_PROF_PACK, t0);
+        t0 = fasi_prof_start();
         e->gemm(k, w->work, (size_t)sk, (size_t)dv, (size_t)nr, 1.0f, w->p, 1, (size_t)sk, &dop, 0,
                 0, w->dv, (size_t)dv, accumulate, NULL);
         e->gemm(k, w->work, (size_t)nr, (size_t)d, (size_t)sk, 1.0f, w->t, (size_t)sk, 1, &kop, 0,
                 0, w->dq + i0 * d, (size_t)d, false, NULL);
         e->gemm(k, w->work, (size_t)sk, (size_t)d, (size_t)nr, 1.0f, w->t, 1, (size_t)sk, &qop, 0,
                 0, w->dk, (size_t)d, accumulate, NULL);
+        fasi_prof_stop(FASI_PROF_MATMUL, t0);
     }
 
+    t0 = fasi_prof_start();
     fasi_heads_store_f32(k, &p->dq, b, n, 0, sq, 0, d, w->dq, d);
     fasi_heads_store_f32(k, &p->dk, b, n, 0, sk, 0, d, w->dk, d);
     fasi_heads_store_f32(k, &p->dv_out, b, n, 0, sk, 0, dv, w->dv, dv);
+    fasi_prof_stop(FASI_PROF_STORE, t0);
 }
 
 /* The engine's scratch of a k x n operand, or NULL when it reads the fp32 part. */
@@ -158,7 +171,7 @@ fas_status fasi_pipeline_backward(const fasi_bwd_problem *p)
     int64_t ntasks = p->core.b * p->core.n;
     int threads = p->core.threads;
     if (threads > ntasks) threads = (int)ntasks;
-    const int64_t rows = p->core.sq < ROWS ? p->core.sq : ROWS;
+    const int64_t rows = fasi_backward_rows(p->core.sq);
     fasi_npu_plan plan;
     if (p->core.npu) {
         fas_status st = fasi_npu_plan_init(&plan, p->core.sk, p->core.scale, p->core.keep_prob);

@@ -20,18 +20,15 @@
 
 #include "common/arena.h"
 #include "common/memory.h"
+#include "common/profile.h"
 #include "problem/problem.h"
 #include "common/status.h"
 #include "engine/engine.h"
 #include "kernels/exp_poly.h"
+#include "pipeline/blocking.h"
 #include "pipeline/npu.h"
 #include "pipeline/pack.h"
 #include "pipeline/parallel.h"
-
-enum {
-    ROWS = 128, /* query rows per task, at most */
-    TILE = 512  /* keys per streaming tile */
-};
 
 typedef struct fwd_scratch {
     float *q;           /* rows x d */
@@ -66,8 +63,10 @@ static void load_head_panels(const fasi_fwd_problem *p, fwd_scratch *w, int64_t 
     const int64_t head = b * p->core.n + n;
     if (w->head == head) return;
     const fasi_engine *e = p->core.engine;
+    const uint64_t t0 = fasi_prof_start();
     fasi_pack_head(e, p->core.kern, &p->k, b, n, true, w->kf, w->kown, &w->kt);
     fasi_pack_head(e, p->core.kern, &p->v, b, n, false, w->vf, w->vown, &w->v);
+    fasi_prof_stop(FASI_PROF_PACK, t0);
     w->head = head;
 }
 
@@ -77,8 +76,9 @@ static void qk_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t nr, int64
                     float alpha, bool accumulate)
 {
     const size_t d = (size_t)p->core.d;
-    p->core.engine->gemm(p->core.kern, w->work, (size_t)nr, (size_t)nt, d, alpha, w->q, d, 1,
-                         &w->kt, 0, (size_t)j0, w->s, (size_t)nt, accumulate, NULL);
+    FASI_PROF(FASI_PROF_MATMUL,
+              p->core.engine->gemm(p->core.kern, w->work, (size_t)nr, (size_t)nt, d, alpha, w->q, d,
+                                   1, &w->kt, 0, (size_t)j0, w->s, (size_t)nt, accumulate, NULL));
 }
 
 /* w->c (rows x dv) = (accumulate ? w->c : 0) + Pd . V over keys j0 .. j0+nt-1 (Pd in w->s, row
@@ -87,8 +87,9 @@ static void pv_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t nr, int64
                     bool accumulate)
 {
     const size_t dv = (size_t)p->core.dv;
-    p->core.engine->gemm(p->core.kern, w->work, (size_t)nr, dv, (size_t)nt, 1.0f, w->s, (size_t)nt,
-                         1, &w->v, (size_t)j0, 0, w->c, dv, accumulate, NULL);
+    FASI_PROF(FASI_PROF_MATMUL, p->core.engine->gemm(p->core.kern, w->work, (size_t)nr, dv,
+                                                     (size_t)nt, 1.0f, w->s, (size_t)nt, 1, &w->v,
+                                                     (size_t)j0, 0, w->c, dv, accumulate, NULL));
 }
 
 /* w->s[r][t] = scale * Q[i0+r] . K[j0+t] + mask for r < nr, t < nt (row stride nt); w->q must
@@ -115,16 +116,20 @@ static void score_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t b, int
                                  (size_t)mk->mat.m1,
                                  mk->mask_rows == 1 ? 0 : (size_t)i0,
                                  (size_t)j0};
-        p->core.engine->gemm(p->core.kern, w->work, (size_t)nr, (size_t)nt, d, alpha, w->q, d, 1,
-                             &w->kt, 0, (size_t)j0, w->s, (size_t)nt, false, &add);
+        FASI_PROF(FASI_PROF_MATMUL,
+                  p->core.engine->gemm(p->core.kern, w->work, (size_t)nr, (size_t)nt, d, alpha,
+                                       w->q, d, 1, &w->kt, 0, (size_t)j0, w->s, (size_t)nt, false,
+                                       &add));
         return;
     }
+    const uint64_t t0 = fasi_prof_start();
     if (mk->mask_rows == 1) {
         fasi_mat_load_f32(p->core.kern, &mk->mat, mmat, false, 0, 1, j0, nt, w->s, nt);
         for (int64_t r = 1; r < nr; r++) memcpy(w->s + r * nt, w->s, (size_t)nt * sizeof *w->s);
     } else {
         fasi_mat_load_f32(p->core.kern, &mk->mat, mmat, false, i0, nr, j0, nt, w->s, nt);
     }
+    fasi_prof_stop(FASI_PROF_PACK, t0);
     qk_tile(p, w, nr, j0, nt, alpha, true);
 }
 
@@ -138,18 +143,24 @@ static bool keep_tile(const fasi_fwd_problem *p, fwd_scratch *w, int64_t head, i
     case FASI_DROPOUT_NONE:
         if (p->has_dmask) {
             memset(w->keep, 1, (size_t)(nr * nt));
-            fasi_mat_store_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt);
+            FASI_PROF(FASI_PROF_STORE,
+                      fasi_mat_store_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt));
         }
         return false;
-    case FASI_DROPOUT_GENERATE:
+    case FASI_DROPOUT_GENERATE: {
+        const uint64_t t0 = fasi_prof_start();
         for (int64_t r = 0; r < nr; r++)
             p->core.kern->dropout_bits(
                 p->seed, p->offset, fasi_dropout_row(p, head / p->core.n, head % p->core.n, i0 + r),
                 (uint64_t)j0, (size_t)nt, p->threshold, w->keep + r * nt);
-        if (p->has_dmask) fasi_mat_store_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt);
+        fasi_prof_stop(FASI_PROF_SOFTMAX, t0);
+        if (p->has_dmask)
+            FASI_PROF(FASI_PROF_STORE,
+                      fasi_mat_store_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt));
         return true;
+    }
     case FASI_DROPOUT_INPUT:
-        fasi_mat_load_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt);
+        FASI_PROF(FASI_PROF_PACK, fasi_mat_load_u8(&p->dmask, head, i0, nr, j0, nt, w->keep, nt));
         return true;
     }
     return false;
@@ -162,14 +173,16 @@ static void dropout_tile(const fasi_fwd_problem *p, const fasi_npu_plan *npu, fw
 {
     const fasi_kernels *k = p->core.kern;
     if (!keep_tile(p, w, head, i0, nr, j0, nt)) return;
+    const uint64_t t0 = fasi_prof_start();
     if (npu) {
         for (int64_t r = 0; r < nr; r++)
             k->npu_dropout(w->s + r * nt, w->keep + r * nt, (size_t)nt, npu->g);
-        return;
+    } else {
+        const float inv_keep = (float)(1.0 / p->core.keep_prob);
+        for (int64_t r = 0; r < nr; r++)
+            k->dropout_apply(w->s + r * nt, w->keep + r * nt, (size_t)nt, inv_keep);
     }
-    float inv_keep = (float)(1.0 / p->core.keep_prob);
-    for (int64_t r = 0; r < nr; r++)
-        k->dropout_apply(w->s + r * nt, w->keep + r * nt, (size_t)nt, inv_keep);
+    fasi_prof_stop(FASI_PROF_SOFTMAX, t0);
 }
 
 /* The NPU precision mode's softmax of rows i0..i0+nr-1 into w->s (pipeline/npu.h): the cube's
@@ -181,12 +194,14 @@ static void npu_softmax_block(const fasi_fwd_problem *p, const fasi_npu_plan *np
     const int64_t sk = p->core.sk;
     qk_tile(p, w, nr, 0, sk, 1.0f, false);
     const int64_t mmat = p->mask.present ? fasi_mask_matrix(&p->mask, b, n) : 0;
+    const uint64_t t0 = fasi_prof_start();
     for (int64_t r = 0; r < nr; r++) {
         if (p->mask.present && (r == 0 || p->mask.mask_rows != 1))
             fasi_mat_load_f32(k, &p->mask.mat, mmat, false, p->mask.mask_rows == 1 ? 0 : i0 + r, 1,
                               0, sk, w->mrow, sk);
         fasi_npu_softmax_row(npu, k, w->s + r * sk, p->mask.present ? w->mrow : NULL, w->e32);
     }
+    fasi_prof_stop(FASI_PROF_SOFTMAX, t0);
 }
 
 /* Materialising: leaves Pd of rows i0..i0+nr-1 over all keys in w->s (row stride sk). With an
@@ -197,14 +212,18 @@ static void probs_block(const fasi_fwd_problem *p, const fasi_npu_plan *npu, fwd
 {
     const fasi_kernels *k = p->core.kern;
     const int64_t sk = p->core.sk, head = b * p->core.n + n;
-    fasi_heads_load_f32(k, &p->q, b, n, i0, nr, 0, p->core.d, w->q, p->core.d);
+    FASI_PROF(FASI_PROF_PACK,
+              fasi_heads_load_f32(k, &p->q, b, n, i0, nr, 0, p->core.d, w->q, p->core.d));
     if (npu) {
         npu_softmax_block(p, npu, w, b, n, i0, nr);
-        if (p->has_probs) fasi_mat_store_f32(k, &p->probs, head, i0, nr, 0, sk, w->s, sk);
+        if (p->has_probs)
+            FASI_PROF(FASI_PROF_STORE,
+                      fasi_mat_store_f32(k, &p->probs, head, i0, nr, 0, sk, w->s, sk));
         dropout_tile(p, npu, w, head, i0, nr, 0, sk);
         return;
     }
     score_tile(p, w, b, n, i0, nr, 0, sk);
+    uint64_t t0 = fasi_prof_start();
     for (int64_t r = 0; r < nr; r++) {
         float *row = w->s + r * sk;
         float mx = k->row_max(row, (size_t)sk);
@@ -220,20 +239,26 @@ static void probs_block(const fasi_fwd_problem *p, const fasi_npu_plan *npu, fwd
     if (p->has_probs && !staged) {
         /* another dtype: P rounded by the block storer, then dropout */
         for (int64_t r = 0; r < nr; r++) k->scale(w->s + r * sk, (size_t)sk, w->l[r]);
-        fasi_mat_store_f32(k, &p->probs, head, i0, nr, 0, sk, w->s, sk);
+        fasi_prof_stop(FASI_PROF_SOFTMAX, t0);
+        FASI_PROF(FASI_PROF_STORE, fasi_mat_store_f32(k, &p->probs, head, i0, nr, 0, sk, w->s, sk));
         dropout_tile(p, NULL, w, head, i0, nr, 0, sk);
         return;
     }
+    fasi_prof_stop(FASI_PROF_SOFTMAX, t0);
     /* strips of 16 rows (one fractal row of NZ tensors): keep bytes, P and Pd of a strip stay
      * in L1 from the generator to the stores */
     const float inv_keep = (float)(1.0 / p->core.keep_prob);
     for (int64_t s0 = 0; s0 < nr; s0 += 16) {
         const int64_t ns = nr - s0 < 16 ? nr - s0 : 16;
         const bool apply = keep_tile(p, w, head, i0 + s0, ns, 0, sk);
+        t0 = fasi_prof_start();
         for (int64_t r = 0; r < ns; r++)
             k->probs_dropout(w->s + (s0 + r) * sk, apply ? w->keep + r * sk : NULL, (size_t)sk,
                              w->l[s0 + r], inv_keep, staged ? w->p16 + r * sk : NULL);
-        if (staged) fasi_mat_store_u16(&p->probs, head, i0 + s0, ns, 0, sk, w->p16, sk);
+        fasi_prof_stop(FASI_PROF_SOFTMAX, t0);
+        if (staged)
+            FASI_PROF(FASI_PROF_STORE,
+                      fasi_mat_store_u16(&p->probs, head, i0 + s0, ns, 0, sk, w->p16, sk));
     }
 }
 
@@ -244,7 +269,8 @@ static void streaming_block(const fwd_ctx *ctx, fwd_scratch *w, int64_t b, int64
     const fasi_fwd_problem *p = ctx->p;
     const fasi_kernels *k = p->core.kern;
     const int64_t head = b * p->core.n + n, dv = p->core.dv;
-    fasi_heads_load_f32(k, &p->q, b, n, i0, nr, 0, p->core.d, w->q, p->core.d);
+    FASI_PROF(FASI_PROF_PACK,
+              fasi_heads_load_f32(k, &p->q, b, n, i0, nr, 0, p->core.d, w->q, p->core.d));
     for (int64_t r = 0; r < nr; r++) {
         w->m[r] = -INFINITY;
         w->l[r] = 0.0f;
@@ -253,6 +279,7 @@ static void streaming_block(const fwd_ctx *ctx, fwd_scratch *w, int64_t b, int64
     for (int64_t j0 = 0; j0 < p->core.sk; j0 += ctx->tile) {
         int64_t nt = p->core.sk - j0 < ctx->tile ? p->core.sk - j0 : ctx->tile;
         score_tile(p, w, b, n, i0, nr, j0, nt);
+        const uint64_t t0 = fasi_prof_start();
         for (int64_t r = 0; r < nr; r++) {
             float *row = w->s + r * nt;
             float tmax = k->row_max(row, (size_t)nt);
@@ -271,13 +298,16 @@ static void streaming_block(const fwd_ctx *ctx, fwd_scratch *w, int64_t b, int64
             }
             w->l[r] += k->exp_shift_sum(row, (size_t)nt, mnew);
         }
+        fasi_prof_stop(FASI_PROF_SOFTMAX, t0);
         dropout_tile(p, NULL, w, head, i0, nr, j0, nt);
         pv_tile(p, w, nr, j0, nt, true);
     }
+    const uint64_t t0 = fasi_prof_start();
     for (int64_t r = 0; r < nr; r++) {
         /* l == 0 only for a row whose every logit is -inf: its context stays zero */
         if (w->l[r] != 0.0f) k->scale(w->c + r * dv, (size_t)dv, 1.0f / w->l[r]);
     }
+    fasi_prof_stop(FASI_PROF_SOFTMAX, t0);
 }
 
 static void forward_task(void *vctx, int thread, int64_t task)
@@ -295,12 +325,14 @@ static void forward_task(void *vctx, int thread, int64_t task)
             int64_t i0 = blk * ctx->rows;
             int64_t nr = p->core.sq - i0 < ctx->rows ? p->core.sq - i0 : ctx->rows;
             probs_block(p, ctx->npu, w, b, n, i0, nr);
-            p->core.engine->gemm(p->core.kern, w->work, (size_t)p->core.sk, (size_t)p->core.dv,
-                                 (size_t)nr, 1.0f, w->s, 1, (size_t)p->core.sk, &w->v, (size_t)i0,
-                                 0, w->c, (size_t)p->core.dv, blk != 0, NULL);
+            FASI_PROF(FASI_PROF_MATMUL,
+                      p->core.engine->gemm(p->core.kern, w->work, (size_t)p->core.sk,
+                                           (size_t)p->core.dv, (size_t)nr, 1.0f, w->s, 1,
+                                           (size_t)p->core.sk, &w->v, (size_t)i0, 0, w->c,
+                                           (size_t)p->core.dv, blk != 0, NULL));
         }
-        fasi_heads_store_f32(p->core.kern, &p->out, b, n, 0, p->core.sk, 0, p->core.dv, w->c,
-                             p->core.dv);
+        FASI_PROF(FASI_PROF_STORE, fasi_heads_store_f32(p->core.kern, &p->out, b, n, 0, p->core.sk,
+                                                        0, p->core.dv, w->c, p->core.dv));
         return;
     }
 
@@ -315,7 +347,8 @@ static void forward_task(void *vctx, int thread, int64_t task)
         probs_block(p, ctx->npu, w, b, n, i0, nr);
         pv_tile(p, w, nr, 0, p->core.sk, false);
     }
-    fasi_heads_store_f32(p->core.kern, &p->out, b, n, i0, nr, 0, p->core.dv, w->c, p->core.dv);
+    FASI_PROF(FASI_PROF_STORE, fasi_heads_store_f32(p->core.kern, &p->out, b, n, i0, nr, 0,
+                                                    p->core.dv, w->c, p->core.dv));
 }
 
 /* The largest per-thread work the engine needs for this call's products. */
@@ -358,34 +391,16 @@ static void carve_scratch(const fwd_ctx *ctx, fasi_arena *a, fwd_scratch *w)
     w->head = -1;
 }
 
-/* Query rows per block. A materialising block keeps rows x Sk scores (4 bytes each), their fp16
- * copy and keep bytes (7 bytes per key) hot between its passes: at most BLOCK_BYTES of them, so
- * that they stay in a core's L2, in multiples of 48 rows (whole gemm tiles of 6 rows and whole NZ
- * fractal rows of 16), at least 48, at most ROWS. (Blocks of 16 rows, 512 KiB at Sk = 4096, ran
- * fwd_probs on 1x16x4096x64 1.2x slower: a third of their rows in 4-row tiles, and the packed K
- * and V streamed from L3 for every 16 rows.) Only the problem's shape decides, never the
- * thread count. */
-enum { BLOCK_BYTES = 512 << 10, BLOCK_UNIT = 48 };
-
-static int64_t block_rows(const fasi_fwd_problem *p, bool streaming)
-{
-    int64_t rows = ROWS;
-    if (!streaming) {
-        int64_t fit = BLOCK_BYTES / (7 * p->core.sk) / BLOCK_UNIT * BLOCK_UNIT;
-        if (fit < rows) rows = fit < BLOCK_UNIT ? BLOCK_UNIT : fit;
-    }
-    return p->core.sq < rows ? p->core.sq : rows;
-}
-
 fas_status fasi_pipeline_forward(const fasi_fwd_problem *p)
 {
     fwd_ctx ctx;
     ctx.p = p;
     /* the NPU's softmax needs whole rows (its row maximum and sum): always materialising */
     ctx.streaming = !p->has_probs && !p->transpose_a && !p->core.npu;
-    ctx.rows = block_rows(p, ctx.streaming);
+    const fasi_blocking blk = fasi_forward_blocking(p->core.sq, p->core.sk, ctx.streaming);
+    ctx.rows = blk.rows;
     ctx.blocks = (p->core.sq + ctx.rows - 1) / ctx.rows;
-    ctx.tile = ctx.streaming && p->core.sk > TILE ? TILE : p->core.sk;
+    ctx.tile = blk.tile;
     int64_t ntasks = p->transpose_a ? p->core.b * p->core.n : p->core.b * p->core.n * ctx.blocks;
     int threads = p->core.threads;
     if (threads > ntasks) threads = (int)ntasks;
