@@ -64,8 +64,8 @@ typedef struct fasi_amx_ops {
      * part[p][(t/32)*FASI_AMX_ASTEP + i*32 + t%32], for t < ld (a multiple of 32, >= k); columns
      * k .. ld-1 and rows rows .. 31 are zero. bad[i] = 1 when row i holds an infinity or NaN,
      * else 0 (32 entries). tmp: 32 * ld floats of scratch. Returns the parts in use, written or
-     * not: 1 + the index of the last part with a nonzero element (1 when every part is zero; at
-     * most 2 for fp16-exact values). */
+     * not: 3 when some x - hi - lo is nonzero, else 2 when some lo is nonzero, else 1 (at most 2
+     * for fp16-exact values). */
     int (*split_a)(const float *a, size_t rsa, size_t csa, size_t rows, size_t k, int want,
                    uint16_t *part[3], size_t ld, uint8_t *bad, float *tmp);
     /* One 16-column fp32 panel (k rows of 16 floats) into VNNI pair rows: part p, row t, column c

@@ -49,22 +49,33 @@ bool fasi_amx_split1(float x, uint16_t part[3])
     return true;
 }
 
-static int parts_in_use(uint16_t any1, uint16_t any2) { return any2 ? 3 : any1 ? 2 : 1; }
+/* lo2 is in use where x - hi - lo is nonzero (even below bf16's range) */
+static int parts_in_use(uint16_t any1, uint32_t any2) { return any2 ? 3 : any1 ? 2 : 1; }
+
+static uint32_t rest_bits(float x, const uint16_t s[3])
+{
+    if ((bits_of(x) & 0x7f800000u) == 0x7f800000u) return 0;
+    return bits_of((x - fasi_amx_bf16_value(s[0])) - fasi_amx_bf16_value(s[1])) & 0x7fffffffu;
+}
 
 static int split_a(const float *a, size_t rsa, size_t csa, size_t rows, size_t k, int want,
                    uint16_t *part[3], size_t ld, uint8_t *bad, float *tmp)
 {
     (void)tmp;
-    uint16_t any1 = 0, any2 = 0;
+    uint16_t any1 = 0;
+    uint32_t any2 = 0;
     for (size_t i = 0; i < FASI_AMX_BLOCK; i++) {
         bool finite = true;
         for (size_t t = 0; t < ld; t++) {
             uint16_t s[3] = {0, 0, 0};
-            if (i < rows && t < k) finite &= fasi_amx_split1(a[i * rsa + t * csa], s);
+            if (i < rows && t < k) {
+                const float x = a[i * rsa + t * csa];
+                finite &= fasi_amx_split1(x, s);
+                any2 |= rest_bits(x, s);
+            }
             for (int p = 0; p < want; p++)
                 part[p][(t / 32) * FASI_AMX_ASTEP + i * 32 + t % 32] = s[p];
             any1 |= s[1] & 0x7fffu;
-            any2 |= s[2] & 0x7fffu;
         }
         bad[i] = !finite;
     }
@@ -73,15 +84,18 @@ static int split_a(const float *a, size_t rsa, size_t csa, size_t rows, size_t k
 
 static int split_b(const float *panel, size_t k, uint16_t *part[3], uint8_t *bad)
 {
-    uint16_t any1 = 0, any2 = 0;
+    uint16_t any1 = 0;
+    uint32_t any2 = 0;
     for (size_t g = 0; g < (k + 15) / 16; g++) bad[g] = 0;
     for (size_t t = 0; t < (k + 1) / 2 * 2; t++)
         for (size_t c = 0; c < 16; c++) {
             uint16_t s[3] = {0, 0, 0};
-            if (t < k && !fasi_amx_split1(panel[t * 16 + c], s)) bad[t / 16] = 1;
+            if (t < k) {
+                if (!fasi_amx_split1(panel[t * 16 + c], s)) bad[t / 16] = 1;
+                any2 |= rest_bits(panel[t * 16 + c], s);
+            }
             for (int p = 0; p < 3; p++) part[p][(t / 2) * 32 + 2 * c + t % 2] = s[p];
             any1 |= s[1] & 0x7fffu;
-            any2 |= s[2] & 0x7fffu;
         }
     return parts_in_use(any1, any2);
 }

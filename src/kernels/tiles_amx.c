@@ -28,9 +28,12 @@ static inline __m512i round_hi(__m512i u)
 }
 
 typedef struct split16 {
-    __m512i p[3];
+    __m512i p[2]; /* hi, lo */
+    __m512i r2;   /* x - hi - lo (0 where x is not finite): lo2 is its bf16 */
     __mmask16 bad;
 } split16;
+
+static inline __m512i part_of(const split16 *s, int p) { return p < 2 ? s->p[p] : round_hi(s->r2); }
 
 static inline split16 split_vec(__m512 x)
 {
@@ -51,15 +54,15 @@ static inline split16 split_vec(__m512 x)
     const __m512i l = _mm512_maskz_mov_epi32((__mmask16)~s.bad, round_hi(_mm512_castps_si512(r1)));
     s.p[1] = l;
     const __m512 r2 = _mm512_sub_ps(r1, _mm512_castsi512_ps(l));
-    s.p[2] = _mm512_maskz_mov_epi32((__mmask16)~s.bad, round_hi(_mm512_castps_si512(r2)));
+    s.r2 = _mm512_maskz_mov_epi32((__mmask16)~s.bad, _mm512_castps_si512(r2));
     return s;
 }
 
+/* any1: lo's ORed; any2: x - hi - lo ORed (lo2 is in use where that is nonzero) */
 static int parts_in_use(__m512i any1, __m512i any2)
 {
-    const __m512i mag = _mm512_set1_epi32(0x7fff0000);
-    if (_mm512_test_epi32_mask(any2, mag)) return 3;
-    return _mm512_test_epi32_mask(any1, mag) ? 2 : 1;
+    if (_mm512_test_epi32_mask(any2, _mm512_set1_epi32(0x7fffffff))) return 3;
+    return _mm512_test_epi32_mask(any1, _mm512_set1_epi32(0x7fff0000)) ? 2 : 1;
 }
 
 /* the bf16 (upper halves) of x's 16 lanes, then of y's */
@@ -119,12 +122,12 @@ static int split_rows(const float *a, size_t rsa, size_t rows, size_t k, int wan
             const split16 s0 = split_vec(x0), s1 = split_vec(x1);
             rowbad |= s0.bad | s1.bad;
             any1 = _mm512_ternarylogic_epi32(any1, s0.p[1], s1.p[1], 0xfe);
-            any2 = _mm512_ternarylogic_epi32(any2, s0.p[2], s1.p[2], 0xfe);
+            any2 = _mm512_ternarylogic_epi32(any2, s0.r2, s1.r2, 0xfe);
             uint16_t *at = NULL;
             const size_t off = (t / 32) * FASI_AMX_ASTEP + i * 32;
             for (int p = 0; p < want; p++) {
                 at = part[p] + off;
-                _mm512_storeu_si512((void *)at, narrow2(s0.p[p], s1.p[p]));
+                _mm512_storeu_si512((void *)at, narrow2(part_of(&s0, p), part_of(&s1, p)));
             }
         }
         bad[i] = rowbad != 0;
@@ -137,20 +140,37 @@ static int split_a(const float *a, size_t rsa, size_t csa, size_t rows, size_t k
 {
     if (csa == 1) return split_rows(a, rsa, rows, k, want, part, ld, bad);
     if (rsa != 1) return fasi_amx_model_ops.split_a(a, rsa, csa, rows, k, want, part, ld, bad, tmp);
-    /* the transpose of a row-major matrix: 16 x 16 blocks into tmp (rows x ld), then rows */
-    for (size_t i = 0; i < rows; i += 16) {
-        const __mmask16 im = first_mask(rows - i);
-        for (size_t t = 0; t < k; t += 16) {
-            __m512 r[16];
-            for (size_t q = 0; q < 16; q++)
-                r[q] = t + q < k ? _mm512_maskz_loadu_ps(im, a + i + (t + q) * csa)
-                                 : _mm512_setzero_ps();
-            transpose16(r);
-            for (size_t q = 0; q < 16 && i + q < rows; q++)
-                _mm512_storeu_ps(tmp + (i + q) * ld + t, r[q]);
+    (void)tmp;
+    /* the transpose of a row-major matrix: per 16 rows and k step, two 16 x 16 transposes give
+     * each row's 32 values, split as split_rows splits them */
+    __m512i any1 = _mm512_setzero_si512(), any2 = _mm512_setzero_si512();
+    __mmask16 rowbad[FASI_AMX_BLOCK] = {0};
+    for (size_t i = 0; i < FASI_AMX_BLOCK; i += 16) {
+        const __mmask16 im = i < rows ? first_mask(rows - i) : 0;
+        for (size_t t = 0; t < ld; t += 32) {
+            __m512 x0[16], x1[16];
+            for (size_t q = 0; q < 16; q++) {
+                x0[q] = im && t + q < k ? _mm512_maskz_loadu_ps(im, a + i + (t + q) * csa)
+                                        : _mm512_setzero_ps();
+                x1[q] = im && t + 16 + q < k ? _mm512_maskz_loadu_ps(im, a + i + (t + 16 + q) * csa)
+                                             : _mm512_setzero_ps();
+            }
+            transpose16(x0);
+            transpose16(x1);
+            const size_t off = (t / 32) * FASI_AMX_ASTEP + i * 32;
+            for (size_t q = 0; q < 16; q++) {
+                const split16 s0 = split_vec(x0[q]), s1 = split_vec(x1[q]);
+                rowbad[i + q] |= s0.bad | s1.bad;
+                any1 = _mm512_ternarylogic_epi32(any1, s0.p[1], s1.p[1], 0xfe);
+                any2 = _mm512_ternarylogic_epi32(any2, s0.r2, s1.r2, 0xfe);
+                for (int p = 0; p < want; p++)
+                    _mm512_storeu_si512((void *)(part[p] + off + q * 32),
+                                        narrow2(part_of(&s0, p), part_of(&s1, p)));
+            }
         }
     }
-    return split_rows(tmp, ld, rows, k, want, part, ld, bad);
+    for (size_t i = 0; i < FASI_AMX_BLOCK; i++) bad[i] = rowbad[i] != 0;
+    return parts_in_use(any1, any2);
 }
 
 static int split_b(const float *panel, size_t k, uint16_t *part[3], uint8_t *bad)
@@ -163,10 +183,11 @@ static int split_b(const float *panel, size_t k, uint16_t *part[3], uint8_t *bad
             split_vec(t + 1 < k ? _mm512_loadu_ps(panel + (t + 1) * 16) : _mm512_setzero_ps());
         if (s0.bad | s1.bad) bad[t / 16] = 1;
         any1 = _mm512_or_si512(any1, _mm512_or_si512(s0.p[1], s1.p[1]));
-        any2 = _mm512_or_si512(any2, _mm512_or_si512(s0.p[2], s1.p[2]));
+        any2 = _mm512_ternarylogic_epi32(any2, s0.r2, s1.r2, 0xfe);
         for (int p = 0; p < 3; p++)
-            _mm512_storeu_si512((void *)(part[p] + (t / 2) * 32),
-                                _mm512_or_si512(_mm512_srli_epi32(s0.p[p], 16), s1.p[p]));
+            _mm512_storeu_si512(
+                (void *)(part[p] + (t / 2) * 32),
+                _mm512_or_si512(_mm512_srli_epi32(part_of(&s0, p), 16), part_of(&s1, p)));
     }
     return parts_in_use(any1, any2);
 }
