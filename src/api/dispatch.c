@@ -5,8 +5,15 @@
  * own explicit test below. Levels of different architectures are never compared: a forced level
  * is served exactly when it is in the set, and the best level is the first member of the set in
  * `preference`. */
+#if defined(__linux__)
+#define _GNU_SOURCE /* syscall() */
+#endif
+#include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "api/dispatch.h"
 #include "kernels/gemm.h"
@@ -16,6 +23,10 @@
 
 #if FAS_HAVE_X86_SIMD
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #endif
 
 #define LEVEL_BIT(isa) (1u << (unsigned)(isa))
@@ -190,3 +201,65 @@ const fasi_kernels *fasi_kernels_for(fasi_isa isa)
 }
 
 const char *fas_simd_level(void) { return fasi_isa_name(fasi_cpu_best_isa()); }
+
+/* ---- AMX (the AMX engine's tiles; not a kernel-table level) ---------------------------------- */
+
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+static const char *amx_reason;
+static char amx_reason_text[160];
+
+static void detect_amx(void)
+{
+#if FAS_HAVE_X86_SIMD
+    unsigned a, b, c, d;
+    if (__get_cpuid_max(0, NULL) < 7) {
+        amx_reason = "this CPU has no AMX-BF16 (no CPUID leaf 7)";
+        return;
+    }
+    __cpuid_count(7, 0, a, b, c, d);
+    if (!(d & (1u << 24)) || !(d & (1u << 22))) {
+        amx_reason = "this CPU has no AMX-TILE and AMX-BF16";
+        return;
+    }
+    if (!fasi_isa_available(FASI_ISA_AVX512)) {
+        amx_reason = "the AVX-512 level, which the AMX engine's conversions use, is not "
+                     "available on this CPU and OS";
+        return;
+    }
+#if defined(__linux__)
+    /* ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA: the process's permission to use the tile data
+     * (granted once for the whole process; signal frames then have room for it) */
+    if (syscall(SYS_arch_prctl, 0x1023, 18) != 0) {
+        snprintf(amx_reason_text, sizeof amx_reason_text,
+                 "the OS refused this process the AMX tile state (arch_prctl "
+                 "ARCH_REQ_XCOMP_PERM: %s)",
+                 strerror(errno));
+        amx_reason = amx_reason_text;
+        return;
+    }
+#else
+    amx_reason = "the library asks for the AMX tile state on Linux only, and this OS is not Linux";
+    return;
+#endif
+    if ((read_xcr0() & (3ull << 17)) != (3ull << 17)) {
+        amx_reason = "the OS does not enable the AMX tile state (XCR0 bits 17 and 18)";
+        return;
+    }
+    amx_reason = NULL;
+#else
+    (void)amx_reason_text;
+    amx_reason = "AMX-BF16 is an x86-64 instruction set, and this build has no x86-64 SIMD code";
+#endif
+}
+
+bool fasi_amx_usable(void)
+{
+    pthread_once(&amx_once, detect_amx);
+    return amx_reason == NULL;
+}
+
+const char *fasi_amx_unusable_reason(void)
+{
+    pthread_once(&amx_once, detect_amx);
+    return amx_reason;
+}

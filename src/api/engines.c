@@ -102,14 +102,16 @@ bool fasi_engine_available(fas_gemm g)
     switch (g) {
     case FAS_GEMM_BUILTIN:
     case FAS_GEMM_BLAS: return true;
-    case FAS_GEMM_AMX: return false; /* the AMX engine is not part of this version yet */
+    case FAS_GEMM_AMX: return FAS_HAVE_AMX && fasi_amx_usable();
     default: return false;
     }
 }
 
 static const fasi_engine *engine_of(fas_gemm g)
 {
-    return g == FAS_GEMM_BLAS ? &fasi_engine_blas : &fasi_engine_builtin;
+    return g == FAS_GEMM_BLAS  ? &fasi_engine_blas
+           : g == FAS_GEMM_AMX ? &fasi_engine_amx
+                               : &fasi_engine_builtin;
 }
 
 static fas_gemm auto_rule(void)
@@ -202,9 +204,17 @@ fas_status fasi_resolve_engine(fas_gemm requested, const fasi_engine **out)
     case FAS_GEMM_BUILTIN:
     case FAS_GEMM_BLAS: *out = engine_of(g); return FAS_OK;
     case FAS_GEMM_AMX:
-        return fasi_fail(FAS_ERR_UNSUPPORTED,
-                         "%s: the AMX engine is not available in this version of the library",
-                         from);
+        if (!FAS_HAVE_AMX)
+            return fasi_fail(FAS_ERR_UNSUPPORTED,
+                             "%s: the AMX engine cannot run: this build of the library has no AMX "
+                             "code (an x86-64 compiler with -mamx-tile -mamx-bf16 and FAS_SIMD=ON "
+                             "build it)",
+                             from);
+        if (!fasi_amx_usable())
+            return fasi_fail(FAS_ERR_UNSUPPORTED, "%s: the AMX engine cannot run: %s", from,
+                             fasi_amx_unusable_reason());
+        *out = engine_of(g);
+        return FAS_OK;
     default: return fasi_fail(FAS_ERR_VALUE, "options: gemm %d is not a fas_gemm value", (int)g);
     }
 }
