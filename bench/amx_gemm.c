@@ -59,7 +59,7 @@ int main(int argc, char **argv)
     const int reps = argc > 1 ? atoi(argv[1]) : 200;
     const fasi_kernels *kern = fasi_kernels_for(fasi_cpu_best_isa());
     const fasi_amx_ops *tiles = fasi_amx_tile_ops();
-    const bool amx = tiles && fasi_amx_usable();
+    const bool amx = tiles && fasi_amx_acquire();
     printf("amx_gemm: one thread, %d repeats (best time), kernel level %s; AMX tiles: %s\n", reps,
            kern->name,
            amx     ? "yes"

@@ -335,7 +335,7 @@ static const fasi_amx_ops *usable_tiles(void)
                "without -mamx-tile -mamx-bf16, or not x86-64)\n");
         return NULL;
     }
-    if (!fasi_amx_usable()) {
+    if (!fasi_amx_acquire()) {
         printf("[ SKIP     ] the AMX tiles: %s\n", fasi_amx_unusable_reason());
         return NULL;
     }

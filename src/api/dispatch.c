@@ -204,10 +204,14 @@ const char *fas_simd_level(void) { return fasi_isa_name(fasi_cpu_best_isa()); }
 
 /* ---- AMX (the AMX engine's tiles; not a kernel-table level) ---------------------------------- */
 
-static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
-static const char *amx_reason;
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT, amx_grant_once = PTHREAD_ONCE_INIT;
+static const char *amx_reason;  /* why the CPU or OS cannot run AMX; NULL: they can */
+static const char *grant_error; /* why the OS refused this process the tile state */
 static char amx_reason_text[160];
 
+/* Whether the CPU and the OS can run the AMX engine, found without changing anything: CPUID,
+ * the tile state the OS enables (XCR0) and, on Linux, the features it can grant
+ * (ARCH_GET_XCOMP_SUPP, a query). */
 static void detect_amx(void)
 {
 #if FAS_HAVE_X86_SIMD
@@ -227,14 +231,10 @@ static void detect_amx(void)
         return;
     }
 #if defined(__linux__)
-    /* ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA: the process's permission to use the tile data
-     * (granted once for the whole process; signal frames then have room for it) */
-    if (syscall(SYS_arch_prctl, 0x1023, 18) != 0) {
-        snprintf(amx_reason_text, sizeof amx_reason_text,
-                 "the OS refused this process the AMX tile state (arch_prctl "
-                 "ARCH_REQ_XCOMP_PERM: %s)",
-                 strerror(errno));
-        amx_reason = amx_reason_text;
+    unsigned long supported = 0;
+    if (syscall(SYS_arch_prctl, 0x1021 /* ARCH_GET_XCOMP_SUPP */, &supported) != 0 ||
+        !(supported & (1ul << 18))) {
+        amx_reason = "this kernel cannot grant the AMX tile data (ARCH_GET_XCOMP_SUPP)";
         return;
     }
 #else
@@ -252,14 +252,37 @@ static void detect_amx(void)
 #endif
 }
 
+/* The one change the AMX engine makes to the process, on its first use: Linux grants the tile
+ * data per process (ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA; signal frames then have room
+ * for it), and the grant cannot be returned. Nothing asks for it until a call runs on AMX. */
+static void grant_amx(void)
+{
+#if FAS_HAVE_X86_SIMD && defined(__linux__)
+    if (syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18) != 0) {
+        snprintf(amx_reason_text, sizeof amx_reason_text,
+                 "the OS refused this process the AMX tile state (arch_prctl "
+                 "ARCH_REQ_XCOMP_PERM: %s)",
+                 strerror(errno));
+        grant_error = amx_reason_text;
+    }
+#endif
+}
+
 bool fasi_amx_usable(void)
 {
     pthread_once(&amx_once, detect_amx);
-    return amx_reason == NULL;
+    return amx_reason == NULL && grant_error == NULL;
+}
+
+bool fasi_amx_acquire(void)
+{
+    if (!fasi_amx_usable()) return false;
+    pthread_once(&amx_grant_once, grant_amx);
+    return grant_error == NULL;
 }
 
 const char *fasi_amx_unusable_reason(void)
 {
     pthread_once(&amx_once, detect_amx);
-    return amx_reason;
+    return amx_reason ? amx_reason : grant_error;
 }

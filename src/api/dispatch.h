@@ -20,15 +20,20 @@ const fasi_kernels *fasi_kernels_for(fasi_isa isa);
  * (so that tests can name a level they skip); "unknown" for other values. */
 const char *fasi_isa_name(fasi_isa isa);
 
-/* Whether this process can run the AMX engine's tiles (cached; thread-safe): the CPU has
- * AMX-TILE and AMX-BF16 (CPUID.(EAX=7,ECX=0):EDX bits 24 and 22) and the AVX-512 level, the OS
- * granted this process the tile data (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA), asked
- * once, here) and enables the tile state in XCR0 (bits 17 and 18). False on other systems and
- * architectures. Says nothing about whether the build has the AMX code (FAS_HAVE_AMX). */
+/* Whether the CPU and OS can run the AMX engine's tiles (cached; thread-safe; changes nothing):
+ * the CPU has AMX-TILE and AMX-BF16 (CPUID.(EAX=7,ECX=0):EDX bits 24 and 22) and the AVX-512
+ * level, the OS can grant the tile data (Linux: ARCH_GET_XCOMP_SUPP) and enables the tile state
+ * in XCR0 (bits 17 and 18), and a grant asked for before was not refused. False on other systems
+ * and architectures. Says nothing about whether the build has the AMX code (FAS_HAVE_AMX). */
 bool fasi_amx_usable(void);
 
-/* Why fasi_amx_usable() is false, as the end of a sentence ("this CPU has no AMX-BF16"); NULL
- * when it is true. */
+/* Before the first use of the tiles: asks the OS, once per process, for the tile data
+ * (arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA); Linux keeps the grant for the process's life).
+ * True when the tiles can be used. */
+bool fasi_amx_acquire(void);
+
+/* Why fasi_amx_usable() (or fasi_amx_acquire()) is false, as the end of a sentence ("this CPU
+ * has no AMX-BF16"); NULL when it is true. */
 const char *fasi_amx_unusable_reason(void);
 
 #endif

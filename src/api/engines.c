@@ -189,7 +189,9 @@ static fas_status invalid_env(void)
                      env_text);
 }
 
-fas_status fasi_resolve_engine(fas_gemm requested, const fasi_engine **out)
+/* acquire: the AMX engine's first use asks the OS for the tile state (api/dispatch.h); a query
+ * (fas_gemm_engine) does not. */
+static fas_status resolve(fas_gemm requested, bool acquire, const fasi_engine **out)
 {
     fas_gemm g = requested;
     const char *from = "options: gemm";
@@ -210,7 +212,7 @@ fas_status fasi_resolve_engine(fas_gemm requested, const fasi_engine **out)
                              "code (an x86-64 compiler with -mamx-tile -mamx-bf16 and FAS_SIMD=ON "
                              "build it)",
                              from);
-        if (!fasi_amx_usable())
+        if (!(acquire ? fasi_amx_acquire() : fasi_amx_usable()))
             return fasi_fail(FAS_ERR_UNSUPPORTED, "%s: the AMX engine cannot run: %s", from,
                              fasi_amx_unusable_reason());
         *out = engine_of(g);
@@ -219,10 +221,15 @@ fas_status fasi_resolve_engine(fas_gemm requested, const fasi_engine **out)
     }
 }
 
+fas_status fasi_resolve_engine(fas_gemm requested, const fasi_engine **out)
+{
+    return resolve(requested, true, out);
+}
+
 const char *fas_gemm_engine(void)
 {
     fasi_clear_error();
     const fasi_engine *e = NULL;
-    if (fasi_resolve_engine(FAS_GEMM_AUTO, &e) != FAS_OK) return "invalid";
+    if (resolve(FAS_GEMM_AUTO, false, &e) != FAS_OK) return "invalid";
     return e->name;
 }
