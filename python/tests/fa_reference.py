@@ -1,4 +1,4 @@
-"""Independent fp64 numpy references for the tests, written from SEMANTICS.md (never from the
+"""Independent fp64 numpy references for the tests, written from docs/semantics.md (never from the
 library's output), and the accuracy-contract check.
 
 Forward, per (b, n):  A = Q.K^T;  X = A*scale + mask;  P = softmax_rows(X);

@@ -85,7 +85,7 @@ def test_streaming_forward_uses_the_same_mask_as_fwd():
 
 
 def test_nz_drop_mask_follows_the_npu_byte_order():
-    """SEMANTICS.md section 4: element (b, n, i, j) of the NPU's flat mask is at
+    """docs/semantics.md §4: element (b, n, i, j) of the NPU's flat mask is at
     (b*N + n)*Sq*Sk + ((j/16)*(Sq/16) + i/16)*256 + (i%16)*16 + j%16."""
     m = _mask(seed=3, shape=(2, 2, 32, 48))
     flat = fa.format_cast(m, "nz").ravel()

@@ -36,7 +36,7 @@ def test_npu_precision_mode():
     fp16-rounding distance of the fp64 reference (normwise 2^-7: a few fp16 roundings per
     stage), probabilities summing to 1 within 1e-2; outside the domain FAS_ERR_UNSUPPORTED; and
     the overflow the NPU's row-max reduction causes when S = 96 (blocks 2 and 5 of each row never
-    take part in the max, NPU_PRECISION.md) shows up as non-finite probabilities, while the fp32
+    take part in the max, docs/precision.md §4) shows up as non-finite probabilities, while the fp32
     mode stays finite."""
     rng = np.random.default_rng(2)
     q, k, v, mask = random_inputs(rng, 2, 2, 64, 64, 32, 32, "B1SS")
