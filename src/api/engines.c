@@ -49,14 +49,16 @@ static int core_level(const char *core)
 /* x86-64 levels in capability order (the fasi_isa values are not one: api/dispatch.c) */
 static int x86_rank(int isa) { return isa == FASI_ISA_AVX512 ? 2 : isa == FASI_ISA_AVX2 ? 1 : 0; }
 
-/* How a user makes the BLAS take this CPU's kernels: the environment variable of its vendor. */
+/* How a user makes the BLAS take this CPU's kernels. OpenBLAS's DYNAMIC_ARCH builds carry every
+ * core and take OPENBLAS_CORETYPE; a BLIS build carries only the configurations it was built for
+ * (forcing another one with BLIS_ARCH_TYPE aborts the process at its first product). */
 static const char *fix_hint(const char *desc, fasi_isa cpu)
 {
     const bool avx512 = cpu == FASI_ISA_AVX512;
     if (strncmp(desc, "OpenBLAS", 8) == 0)
         return avx512 ? "set OPENBLAS_CORETYPE=SkylakeX" : "set OPENBLAS_CORETYPE=Haswell";
     if (strncmp(desc, "BLIS", 4) == 0)
-        return avx512 ? "set BLIS_ARCH_TYPE=skx" : "set BLIS_ARCH_TYPE=haswell";
+        return "use a BLIS built with this CPU's configuration (this build lacks it)";
     return "make the BLAS choose the kernels of this CPU";
 }
 
