@@ -25,6 +25,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "common/bits.h"
 #include "kernels/gemm.h"
 
 typedef struct own_header {
@@ -106,12 +107,7 @@ static int passes(int split, int na, int nb, unsigned char pass[9][2])
     return np;
 }
 
-static bool finite_bits(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return (u & 0x7f800000u) != 0x7f800000u;
-}
+static bool finite_bits(float x) { return (fasi_float_to_bits(x) & 0x7f800000u) != 0x7f800000u; }
 
 void fasi_amx_gemm_with(const fasi_amx_ops *ops, int split, const fasi_kernels *kern, void *work,
                         size_t m, size_t n, size_t k, float alpha, const float *a, size_t rsa,

@@ -5,28 +5,15 @@
 #include <math.h>
 #include <string.h>
 
+#include "common/bits.h"
 #include "kernels/amx.h"
 
-static uint32_t bits_of(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return u;
-}
-
-static float float_of(uint32_t u)
-{
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
-float fasi_amx_bf16_value(uint16_t h) { return float_of((uint32_t)h << 16); }
+float fasi_amx_bf16_value(uint16_t h) { return fasi_bits_to_float((uint32_t)h << 16); }
 
 /* bf16 of a finite x, to nearest even; toward zero where that overflows */
 static uint16_t bf16_finite(float x)
 {
-    const uint32_t u = bits_of(x);
+    const uint32_t u = fasi_float_to_bits(x);
     const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
     if ((r & 0x7f80u) == 0x7f80u) return (uint16_t)(u >> 16);
     return (uint16_t)r;
@@ -34,7 +21,7 @@ static uint16_t bf16_finite(float x)
 
 bool fasi_amx_split1(float x, uint16_t part[3])
 {
-    const uint32_t u = bits_of(x);
+    const uint32_t u = fasi_float_to_bits(x);
     if ((u & 0x7f800000u) == 0x7f800000u) {
         /* infinity: its own hi; NaN: quiet, sign kept */
         part[0] = (uint16_t)((u >> 16) | ((u & 0x7fffffu) ? 0x40u : 0u));
@@ -54,8 +41,9 @@ static int parts_in_use(uint16_t any1, uint32_t any2) { return any2 ? 3 : any1 ?
 
 static uint32_t rest_bits(float x, const uint16_t s[3])
 {
-    if ((bits_of(x) & 0x7f800000u) == 0x7f800000u) return 0;
-    return bits_of((x - fasi_amx_bf16_value(s[0])) - fasi_amx_bf16_value(s[1])) & 0x7fffffffu;
+    if ((fasi_float_to_bits(x) & 0x7f800000u) == 0x7f800000u) return 0;
+    return fasi_float_to_bits((x - fasi_amx_bf16_value(s[0])) - fasi_amx_bf16_value(s[1])) &
+           0x7fffffffu;
 }
 
 static int split_a(const float *a, size_t rsa, size_t csa, size_t rows, size_t k, int want,

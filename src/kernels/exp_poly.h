@@ -46,6 +46,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/bits.h"
+
 #define FASI_SUM_LANES 32
 
 #define FASI_EXP_LOW (-87.0f)
@@ -59,20 +61,6 @@
 #define FASI_EXP_C2 0x1.5558f2p-5f
 #define FASI_EXP_C3 0x1.123a2p-7f
 #define FASI_EXP_C4 0x1.6a23dp-10f
-
-static inline float fasi_bits_to_float(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static inline uint32_t fasi_float_to_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
 
 /* cond ? a : b as a bitwise select. A ?: on floats whose result feeds arithmetic is a branch
  * GCC will not if-convert under -ftrapping-math, which stops the loop from vectorising. */

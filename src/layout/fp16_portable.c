@@ -17,26 +17,13 @@
 #include <math.h>
 #include <string.h>
 
+#include "common/bits.h"
 #include "layout/layout.h"
 #include "layout/rows2d.h"
 
-static uint32_t f32_bits(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return u;
-}
-
-static float bits_f32(uint32_t u)
-{
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
 uint16_t fasi_f32_to_f16(float x)
 {
-    uint32_t u = f32_bits(x);
+    uint32_t u = fasi_float_to_bits(x);
     uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
     uint32_t a = u & 0x7fffffffu;
     if (a >= 0x7f800000u) {
@@ -86,12 +73,12 @@ float fasi_f16_to_f32(uint16_t h)
     } else {
         bits = sign | ((e + 112u) << 23) | (m << 13);
     }
-    return bits_f32(bits);
+    return fasi_bits_to_float(bits);
 }
 
 uint16_t fasi_f32_to_bf16(float x)
 {
-    uint32_t u = f32_bits(x);
+    uint32_t u = fasi_float_to_bits(x);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
     u += 0x7fffu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
@@ -101,7 +88,7 @@ float fasi_bf16_to_f32(uint16_t b)
 {
     uint32_t u = (uint32_t)b << 16;
     if ((u & 0x7fffffffu) > 0x7f800000u) u |= 0x00400000u; /* NaN comes out quiet */
-    return bits_f32(u);
+    return fasi_bits_to_float(u);
 }
 
 /* Round x to float with round-to-odd: the float nearest x toward zero, with its last bit set
@@ -112,7 +99,7 @@ static float round_to_odd_f32(double x)
     float f = (float)x;
     if (isnan(x) || isinf(f) || (double)f == x) return f;
     if (fabs((double)f) > fabs(x)) f = nextafterf(f, 0.0f);
-    return bits_f32(f32_bits(f) | 1u);
+    return fasi_bits_to_float(fasi_float_to_bits(f) | 1u);
 }
 
 uint16_t fasi_f64_to_f16(double x) { return fasi_f32_to_f16(round_to_odd_f32(x)); }
