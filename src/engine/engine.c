@@ -6,7 +6,7 @@
 
 size_t fasi_operand_floats(const fasi_engine *e, size_t k, size_t n)
 {
-    return e->panel ? (n + e->panel - 1) / e->panel * e->panel * k : k * n;
+    return e->panel ? fasi_packed_floats(k, n) : k * n; /* panel engines use FASI_PANEL */
 }
 
 void fasi_operand_from_f32(const fasi_engine *e, const fasi_kernels *kern, const float *src,
